@@ -1,0 +1,203 @@
+//! Command-line syntax (clap derive). Each subcommand's doc comment is its `--help` text, with
+//! an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const ABOUT: &str =
+    "Install, preview and execute pg_repair playbooks; read and verify the audit trail";
+
+pub const LONG_ABOUT: &str = "\
+pgrepair is the command-line client of the pg_repair PostgreSQL extension. It registers repair
+playbooks (reviewed, idempotent SQL files), shows what a playbook would do and which guards would
+pass, executes it when every guard passes, and reads the tamper-evident audit trail.
+
+Connection: --dsn / DATABASE_URL (a postgres:// URL or key=value conninfo); otherwise the libpq
+environment: PGHOST (a host name or a socket directory; default /var/run/postgresql if it exists,
+else localhost), PGPORT (5432), PGUSER ($USER), PGDATABASE (the user name), PGPASSWORD or
+~/.pgpass, PGCONNECT_TIMEOUT. Connections are plain (no TLS): sslmode=require is refused.
+
+Errors are one line on stderr: `pgrepair: <message> [SQLSTATE <code>]`, then indented `detail:`
+and `hint:` lines when the server gave them. With --json, results and errors alike are JSON on
+stdout; an error is {\"error\": {\"sqlstate\", \"message\", \"detail\", \"hint\", ...}}.";
+
+#[derive(Debug, Parser)]
+#[command(name = "pgrepair", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Connection string: a URL (postgres://user@host:5432/db) or key=value conninfo
+    /// ("host=/var/run/postgresql dbname=app"). Fields it leaves out come from PGHOST, PGPORT,
+    /// PGUSER, PGDATABASE, PGPASSWORD like libpq.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "DSN"
+    )]
+    pub dsn: Option<String>,
+
+    /// Print machine-readable JSON on stdout, for results and for errors.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the canonical hash of playbook/check files (offline, no connection).
+    ///
+    /// The hash is the SHA-256 of the file's canonical JSON; it is the value `execute --hash`
+    /// expects and equals what the server computes on `install`.
+    ///
+    /// Output: `<hash>  <id>  <file>` per file. With --json: [{file, id, kind, hash, canonical}].
+    ///
+    /// Example:
+    ///   pgrepair hash playbooks/intent_issue_tables.sql
+    #[command(verbatim_doc_comment)]
+    Hash {
+        /// Playbook or check files (.sql).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+
+    /// Register every *.sql file of a directory in one transaction.
+    ///
+    /// All files (sorted by name, not recursive) are parsed locally first; any parse error is
+    /// reported as FILE:LINE: message and nothing is sent. Then each file goes through
+    /// repair.register() in a single transaction: one server error rolls everything back.
+    /// Reports each file as new, unchanged or updated.
+    ///
+    /// Example:
+    ///   pgrepair install playbooks/
+    ///   PGHOST=db1 PGDATABASE=app pgrepair install --json
+    #[command(verbatim_doc_comment)]
+    Install {
+        /// Directory holding the playbook and check files.
+        #[arg(default_value = "playbooks", value_name = "DIR")]
+        dir: PathBuf,
+    },
+
+    /// List the registered playbooks (repair.playbooks).
+    ///
+    /// Example:
+    ///   pgrepair list
+    ///   pgrepair --json list | jq -r '.[].id'
+    #[command(verbatim_doc_comment)]
+    List,
+
+    /// Show what a playbook would do, and which guards would pass for you, without running it.
+    ///
+    /// Shows the registered hash (the value `execute --hash` needs), each guard's verdict, the
+    /// requires-before/after objects that are missing now, the statements, lint findings and
+    /// waivers. Writes nothing.
+    ///
+    /// Example:
+    ///   pgrepair preview intent_issue_tables
+    #[command(verbatim_doc_comment)]
+    Preview {
+        /// Playbook id.
+        id: String,
+    },
+
+    /// Execute a registered playbook when every guard passes.
+    ///
+    /// --hash must equal the registered hash (see `preview` or `hash FILE`), so you run exactly
+    /// the SQL you reviewed. With --backup-dir, pg_dump -Fc writes
+    /// DIR/<db>-<ID>-<UTC yyyymmddThhmmssZ>.dump first (nothing runs if it fails) and only the
+    /// newest --keep backups of that database and playbook are kept.
+    ///
+    /// Exit 0 on SUCCESS; 1 when the run came back FAILED or a guard refused it.
+    ///
+    /// Example:
+    ///   pgrepair execute intent_issue_tables \
+    ///     --hash 3f6c…e1 --reason "INC-1234: tables lost in restore" \
+    ///     --backup-dir /var/backups/pgrepair --keep 5
+    #[command(verbatim_doc_comment)]
+    Execute(ExecuteArgs),
+
+    /// Show recent runs from the audit trail (repair.runs), newest first.
+    ///
+    /// Example:
+    ///   pgrepair runs --playbook intent_issue_tables --limit 5
+    #[command(verbatim_doc_comment)]
+    Runs {
+        /// Only runs of this playbook.
+        #[arg(long, value_name = "ID")]
+        playbook: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+
+    /// Audit trail commands.
+    ///
+    /// Example:
+    ///   pgrepair audit verify --expect-head "$(cat last-head.txt)"
+    #[command(verbatim_doc_comment)]
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Playbook id.
+    pub id: String,
+
+    /// The hash you reviewed; must equal the registered hash.
+    #[arg(long, value_name = "HASH")]
+    pub hash: String,
+
+    /// Why this run is needed (ticket, incident); recorded in the audit trail (1-500 chars).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Confirm a run on a database declared `prod` (also needs repair.allow_prod = on).
+    #[arg(long)]
+    pub confirm_prod: bool,
+
+    /// Caller's correlation id (CI job, change request), recorded with the run.
+    #[arg(long, env = "PGREPAIR_REQUEST_ID", value_name = "ID")]
+    pub request_id: Option<String>,
+
+    /// Take a pg_dump -Fc backup into this directory before running (created if missing).
+    #[arg(long, env = "PGREPAIR_BACKUP_DIR", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// With --backup-dir: how many backups of this database and playbook to keep.
+    #[arg(long, default_value_t = 5, value_name = "N", requires = "backup_dir",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+
+    /// The pg_dump program to use for --backup-dir.
+    #[arg(
+        long,
+        env = "PGREPAIR_PG_DUMP",
+        default_value = "pg_dump",
+        value_name = "PATH"
+    )]
+    pub pg_dump: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every hash chain of the audit trail and print the audit head.
+    ///
+    /// Exit 1 when a chain is broken, or when --expect-head is given and differs from the
+    /// current head (pin the head outside the database to detect deleted newest rows).
+    ///
+    /// Example:
+    ///   pgrepair audit verify
+    ///   pgrepair audit verify --expect-head 9b1d…c4
+    #[command(verbatim_doc_comment)]
+    Verify {
+        /// The audit head you pinned earlier.
+        #[arg(long, env = "PGREPAIR_EXPECT_HEAD", value_name = "HASH")]
+        expect_head: Option<String>,
+    },
+}

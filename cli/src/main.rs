@@ -1,0 +1,122 @@
+//! `pgrepair`: the command-line client of the pg_repair PostgreSQL extension.
+//!
+//! Exit codes are in `exit.rs`; how errors are shown in `error.rs`; how the connection is found
+//! in `connect.rs`. Each subcommand lives in `commands/`.
+
+mod backup;
+mod cli;
+mod commands;
+mod connect;
+mod error;
+mod exit;
+mod output;
+mod source_file;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
+use serde_json::json;
+
+use crate::cli::{AuditCommand, Cli, Command};
+use crate::commands::Ctx;
+use crate::error::CliError;
+
+fn main() {
+    install_panic_hook();
+    let json_requested = std::env::args_os().any(|a| a == "--json");
+
+    let command = Cli::command().long_about(format!(
+        "{}\n\n{}",
+        cli::LONG_ABOUT,
+        exit::help_section().trim_end()
+    ));
+    let cli = match command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e, json_requested),
+    };
+
+    let ctx = Ctx {
+        json: cli.json,
+        dsn: cli.dsn.clone(),
+    };
+    let code = match dispatch(&ctx, &cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&ctx, &e);
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(ctx: &Ctx, command: &Command) -> Result<i32, CliError> {
+    match command {
+        Command::Hash { files } => commands::hash::run(ctx, files),
+        Command::Install { dir } => commands::install::run(ctx, dir),
+        Command::List => commands::list::run(ctx),
+        Command::Preview { id } => commands::preview::run(ctx, id),
+        Command::Execute(args) => commands::execute::run(ctx, args),
+        Command::Runs { playbook, limit } => commands::runs::run(ctx, playbook.as_deref(), *limit),
+        Command::Audit {
+            command: AuditCommand::Verify { expect_head },
+        } => commands::audit::verify(ctx, expect_head.as_deref()),
+    }
+}
+
+fn report(ctx: &Ctx, e: &CliError) {
+    if ctx.json {
+        output::emit_json(&e.to_json());
+    } else {
+        for line in e.human_lines() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// clap's own errors: help and version print normally; usage errors exit 2 (as JSON with
+/// `--json`).
+fn usage_error(e: clap::Error, json_requested: bool) -> ! {
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if json_requested && !informational {
+        let text = e.to_string();
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("usage error");
+        let message = first.strip_prefix("error: ").unwrap_or(first).trim();
+        output::emit_json(&json!({"error": {
+            "kind": "usage",
+            "sqlstate": null,
+            "message": message,
+            "detail": null,
+            "hint": "see pgrepair --help",
+        }}));
+        std::process::exit(exit::USAGE);
+    }
+    e.exit()
+}
+
+/// A bug must still end in one line and exit 1, never a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("pgrepair: internal error: {msg}{at} (please report this bug)");
+        std::process::exit(exit::FAILED);
+    }));
+}

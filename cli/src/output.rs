@@ -1,0 +1,184 @@
+//! Writing results: JSON documents, comfy-table tables, and small formatting helpers for the
+//! loosely typed (jsonb) values the server returns. Everything on stdout goes through `emit`, so
+//! a closed pipe (`pgrepair runs | head`) ends quietly instead of panicking.
+
+use std::io::{self, Write};
+
+use comfy_table::{presets, Cell, CellAlignment, Table};
+use serde_json::Value;
+
+/// Writes text to stdout. A closed pipe ends the process quietly with the given exit status
+/// semantics preserved by the caller; any other write error is reported once.
+pub fn emit(text: &str) {
+    let mut out = io::stdout().lock();
+    let result = out.write_all(text.as_bytes()).and_then(|_| {
+        if text.ends_with('\n') {
+            Ok(())
+        } else {
+            out.write_all(b"\n")
+        }
+    });
+    if let Err(e) = result.and_then(|_| out.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("pgrepair: cannot write to stdout: {e}");
+        std::process::exit(crate::exit::FAILED);
+    }
+}
+
+/// Pretty-printed JSON on stdout.
+pub fn emit_json(v: &Value) {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    emit(&text);
+}
+
+/// A table in the project's house style.
+pub fn table<I, S>(headers: I) -> Table
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(headers.into_iter().map(|h| Cell::new(h.into())));
+    t
+}
+
+/// Right-aligns the given (0-based) columns, for numbers.
+pub fn align_right(t: &mut Table, columns: &[usize]) {
+    for &i in columns {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// A JSON value as display text: strings unquoted, null as empty, arrays comma-joined.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => v.to_string(),
+    }
+}
+
+/// `text` of `obj[key]` (empty when missing).
+pub fn field(obj: &Value, key: &str) -> String {
+    obj.get(key).map(text).unwrap_or_default()
+}
+
+/// A string array at `obj[key]` (missing or null = empty).
+pub fn list(obj: &Value, key: &str) -> Vec<String> {
+    match obj.get(key) {
+        Some(Value::Array(a)) => a.iter().map(text).collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![text(other)],
+    }
+}
+
+/// A list for display, `-` when empty.
+pub fn joined_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `2024-05-01T12:03:04.123456+00:00` (jsonb timestamptz) → `2024-05-01 12:03:04+00:00`.
+pub fn timestamp(v: &Value) -> String {
+    let s = text(v);
+    if s.len() < 19 || s.as_bytes().get(10) != Some(&b'T') {
+        return s;
+    }
+    let (date, rest) = s.split_at(10);
+    let rest = &rest[1..];
+    let (clock, tail) = rest.split_at(rest.len().min(8));
+    // drop fractional seconds, keep the zone offset
+    let zone = match tail.strip_prefix('.') {
+        Some(frac) => frac.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => tail,
+    };
+    format!("{date} {clock}{zone}")
+}
+
+/// Milliseconds for display: `850 ms`, `12.3 s`, `4 min 05 s`.
+pub fn duration_ms(v: &Value) -> String {
+    let ms = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse::<f64>().ok(),
+        _ => None,
+    };
+    match ms {
+        None => text(v),
+        Some(ms) if ms < 1000.0 => format!("{} ms", trim_float(ms)),
+        Some(ms) if ms < 60_000.0 => format!("{:.1} s", ms / 1000.0),
+        Some(ms) => {
+            let secs = (ms / 1000.0).round() as u64;
+            format!("{} min {:02} s", secs / 60, secs % 60)
+        }
+    }
+}
+
+fn trim_float(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Shortens `s` to at most `max` characters, marking the cut with `…`.
+pub fn ellipsize(s: &str, max: usize) -> String {
+    let one_line = s.replace(['\n', '\r'], " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps_are_readable() {
+        assert_eq!(
+            timestamp(&json!("2024-05-01T12:03:04.123456+00:00")),
+            "2024-05-01 12:03:04+00:00"
+        );
+        assert_eq!(
+            timestamp(&json!("2024-05-01T12:03:04+02:00")),
+            "2024-05-01 12:03:04+02:00"
+        );
+        assert_eq!(timestamp(&json!(null)), "");
+        assert_eq!(timestamp(&json!("garbage")), "garbage");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms(&json!(850)), "850 ms");
+        assert_eq!(duration_ms(&json!(12.4)), "12.4 ms");
+        assert_eq!(duration_ms(&json!(12345)), "12.3 s");
+        assert_eq!(duration_ms(&json!(245000)), "4 min 05 s");
+        assert_eq!(duration_ms(&json!(null)), "");
+    }
+
+    #[test]
+    fn values_as_text() {
+        let v = json!({"a": ["x", "y"], "n": 3, "s": "t", "z": null});
+        assert_eq!(field(&v, "a"), "x, y");
+        assert_eq!(field(&v, "n"), "3");
+        assert_eq!(field(&v, "missing"), "");
+        assert_eq!(list(&v, "z"), Vec::<String>::new());
+        assert_eq!(ellipsize("abcdef", 4), "abc…");
+        assert_eq!(ellipsize("ab\ncd", 10), "ab cd");
+    }
+}

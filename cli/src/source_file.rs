@@ -1,0 +1,121 @@
+//! Reading and parsing local playbook / check files with `pg_repair_core`, the same code the
+//! extension runs, so offline hashes equal the server's.
+
+use std::path::{Path, PathBuf};
+
+use pg_repair_core::Source;
+
+use crate::error::{CliError, FileError};
+
+/// One parsed local file.
+pub struct LocalSource {
+    /// The path as the user gave it (or as found in the directory), for messages.
+    pub file: String,
+    /// The file's text, exactly as read (sent to `repair.register`).
+    pub text: String,
+    pub source: Source,
+}
+
+/// Reads and parses one file; errors come back as `FILE:LINE: message`.
+pub fn load(path: &Path) -> Result<LocalSource, FileError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| FileError {
+        file: file.clone(),
+        line: 0,
+        message: format!("cannot read: {}", io_reason(&e)),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count() as u32;
+        FileError {
+            file: file.clone(),
+            line,
+            message: "file is not valid UTF-8".to_string(),
+        }
+    })?;
+    let source = pg_repair_core::parse(&text).map_err(|e| FileError {
+        file: file.clone(),
+        line: e.line,
+        message: e.message.clone(),
+    })?;
+    Ok(LocalSource { file, text, source })
+}
+
+/// Loads every file, collecting all errors instead of stopping at the first.
+pub fn load_all(paths: &[PathBuf]) -> (Vec<LocalSource>, Vec<FileError>) {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match load(p) {
+            Ok(s) => ok.push(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    (ok, errors)
+}
+
+/// The `*.sql` files directly in `dir`, sorted by file name.
+pub fn sql_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot read directory {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            CliError::Failed(format!(
+                "cannot read directory {}: {}",
+                dir.display(),
+                io_reason(&e)
+            ))
+        })?;
+        let path = entry.path();
+        let is_sql = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("sql"));
+        // `is_file` follows symlinks, so a link to a playbook counts, a directory named x.sql not
+        if is_sql && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// 1-based line of the id header (`-- repair:` / `-- check:`), for duplicate-id messages.
+pub fn id_line(text: &str) -> u32 {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("--").is_some_and(|rest| {
+                let rest = rest.trim_start();
+                rest.starts_with("repair:") || rest.starts_with("check:")
+            })
+        })
+        .map(|i| i as u32 + 1)
+        .unwrap_or(1)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    // "No such file or directory (os error 2)" → "No such file or directory"
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_line_finds_header() {
+        assert_eq!(id_line("-- title: x\n--  repair: a\nSELECT 1;"), 2);
+        assert_eq!(id_line("-- check: c\n"), 1);
+        assert_eq!(id_line("SELECT 1;"), 1);
+    }
+}

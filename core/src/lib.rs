@@ -1,0 +1,17 @@
+//! Everything the pg_repair extension and the `pgrepair` CLI must agree on byte for byte:
+//! the playbook / check file format, the canonical JSON that is hashed, the audit hash chain and
+//! the lint rule catalogue. Pure Rust on purpose (no pgrx), so both sides link the same code and
+//! a hash computed offline always equals the one the server registers.
+
+pub mod canonical;
+pub mod chain;
+pub mod rules;
+pub mod source;
+mod suggest;
+
+pub use canonical::{sha256_hex, to_canonical_json};
+pub use chain::{chain_hash, lock_key, GENESIS};
+pub use rules::{severity_of, Severity, RULES};
+pub use source::{
+    parse, parse_playbook, Check, CheckSeverity, ParseError, Playbook, Source, Waiver,
+};

@@ -1,0 +1,203 @@
+//! The playbook / check file format: `-- key: value` header lines, then the SQL body.
+//!
+//! Parsing is total: any input yields a value or a `ParseError` naming a real line of the file,
+//! never a panic, because the extension parses untrusted text inside the server.
+
+mod canonical_form;
+mod header;
+mod layout;
+mod values;
+
+use serde::Serialize;
+
+pub use header::{CHECK_KEYS, PLAYBOOK_KEYS};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiver {
+    pub rule: String,
+    /// `YYYY-MM-DD`, a valid calendar date.
+    pub until: String,
+    pub because: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Playbook {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    /// Sorted, unique; `["staging"]` when the header has no `environments` line.
+    pub environments: Vec<String>,
+    /// Sorted (byte order), unique, exactly as written.
+    pub requires_before: Vec<String>,
+    pub requires_after: Vec<String>,
+    pub lock_timeout_ms: Option<i32>,
+    pub statement_timeout_ms: Option<i32>,
+    /// Sorted by rule, then until.
+    pub waivers: Vec<Waiver>,
+    /// Normalised body: LF line ends, no trailing spaces or tabs, no leading or trailing blank
+    /// lines, no final newline.
+    pub sql: String,
+    /// 1-based line in the original file of the first line of `sql`, so positions the server's
+    /// parser reports inside `sql` can be mapped back to the file.
+    pub body_line: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    Critical,
+    Important,
+}
+
+impl CheckSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckSeverity::Critical => "critical",
+            CheckSeverity::Important => "important",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub severity: CheckSeverity,
+    /// Sorted, unique.
+    pub tags: Vec<String>,
+    pub sql: String,
+    pub body_line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    Playbook(Playbook),
+    Check(Check),
+}
+
+impl Source {
+    pub fn id(&self) -> &str {
+        match self {
+            Source::Playbook(p) => &p.id,
+            Source::Check(c) => &c.id,
+        }
+    }
+
+    /// `"playbook"` or `"check"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Playbook(_) => "playbook",
+            Source::Check(_) => "check",
+        }
+    }
+
+    pub fn sql(&self) -> &str {
+        match self {
+            Source::Playbook(p) => &p.sql,
+            Source::Check(c) => &c.sql,
+        }
+    }
+
+    pub fn body_line(&self) -> u32 {
+        match self {
+            Source::Playbook(p) => p.body_line,
+            Source::Check(c) => c.body_line,
+        }
+    }
+
+    pub fn canonical_json(&self) -> String {
+        match self {
+            Source::Playbook(p) => p.canonical_json(),
+            Source::Check(c) => c.canonical_json(),
+        }
+    }
+
+    pub fn hash(&self) -> String {
+        match self {
+            Source::Playbook(p) => p.hash(),
+            Source::Check(c) => c.hash(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ParseError {
+    /// 1-based, always a real line of the file (1 for an empty file).
+    pub line: u32,
+    pub message: String,
+}
+
+/// Parses a playbook or a check file; the first header key (`repair` or `check`) decides which.
+pub fn parse(source: &str) -> Result<Source, ParseError> {
+    let layout = layout::layout(source);
+    let Some(first) = layout.header.first() else {
+        return Err(no_header(&layout));
+    };
+    match first.key {
+        "repair" => header::playbook(&layout).map(Source::Playbook),
+        "check" => header::check(&layout).map(Source::Check),
+        other => {
+            let kind_key = layout
+                .header
+                .iter()
+                .find(|h| h.key == "repair" || h.key == "check");
+            let close = crate::suggest::close_matches(other, &["repair", "check"]);
+            let advice = match (kind_key, close.first()) {
+                (_, Some(key)) => format!("write `-- {key}: <id>`"),
+                (Some(h), None) => format!(
+                    "move `-- {}:` (line {}) to the top of the header",
+                    h.key, h.line
+                ),
+                (None, None) => {
+                    "start the header with `-- repair: <id>` (a playbook) or `-- check: \
+                         <id>` (a check)"
+                        .to_string()
+                }
+            };
+            Err(ParseError {
+                line: first.line,
+                message: format!(
+                    "the first header line must name the playbook or check, not `{}`: {advice}",
+                    values::shown(other)
+                ),
+            })
+        }
+    }
+}
+
+/// Like [`parse`], but a check file is an error.
+pub fn parse_playbook(source: &str) -> Result<Playbook, ParseError> {
+    match parse(source)? {
+        Source::Playbook(p) => Ok(p),
+        Source::Check(_) => {
+            let layout = layout::layout(source);
+            Err(ParseError {
+                line: layout.first_line,
+                message: "this is a check file (`-- check:`), not a playbook: start the file \
+                          with `-- repair: <id>`, or register it as a check"
+                    .to_string(),
+            })
+        }
+    }
+}
+
+fn no_header(layout: &layout::Layout<'_>) -> ParseError {
+    let start =
+        "start the file with `-- repair: <id>` (a playbook) or `-- check: <id>` (a check), \
+                 then one `-- key: value` line per setting, then the SQL";
+    let message = match layout.first_text {
+        None => format!("the file is empty: {start}"),
+        Some(text) if layout::header_line(text.trim_start()).is_some() => {
+            "header lines must start with `--` in the first column: remove the indentation"
+                .to_string()
+        }
+        Some(_) => format!("no header: {start}"),
+    };
+    ParseError {
+        line: layout.first_line,
+        message,
+    }
+}

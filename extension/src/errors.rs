@@ -1,0 +1,281 @@
+//! The one place that maps pg_repair's error kinds to SQLSTATEs, and the machinery that gets a
+//! custom SQLSTATE (RP001…) to the client intact.
+//!
+//! pgrx's `PgSqlErrorCode` is a closed enum: any code it does not know becomes XX000, both in
+//! `ereport!` and when it turns a PostgreSQL ERROR raised under SPI into a Rust panic. So errors are
+//! *thrown* as a Rust panic carrying a [`RepairError`] (it unwinds normally through Drop guards,
+//! subtransactions and `PgTryBuilder`), and [`boundary`] — wrapped around the body of every SQL
+//! function — raises them with PostgreSQL's own `errstart`/`errfinish` once nothing Rust-owned is
+//! left alive on the stack.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use std::any::Any;
+use std::ffi::{c_int, c_void, CString};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Every error kind pg_repair raises on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    RoleUndeclared,
+    EnvDisabled,
+    NotAuthorized,
+    ReasonRequired,
+    UnknownPlaybook,
+    HashMismatch,
+    LintRejected,
+    ParseError,
+    InvalidArgument,
+    RunAsInvalid,
+    NestedExecute,
+    IsolationLevel,
+    /// Recorded in a FAILED run, never raised.
+    RequiresBeforeMissing,
+    RequiresAfterMissing,
+}
+
+impl Kind {
+    /// (SQLSTATE, NAME). NAME starts every message so logs and clients can match on it.
+    pub fn code_and_name(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::RoleUndeclared => ("RP001", "ROLE_UNDECLARED"),
+            Kind::EnvDisabled => ("RP002", "ENV_DISABLED"),
+            Kind::NotAuthorized => ("42501", "NOT_AUTHORIZED"),
+            Kind::ReasonRequired => ("RP004", "REASON_REQUIRED"),
+            Kind::UnknownPlaybook => ("RP005", "UNKNOWN_PLAYBOOK"),
+            Kind::HashMismatch => ("RP006", "HASH_MISMATCH"),
+            Kind::LintRejected => ("RP007", "LINT_REJECTED"),
+            Kind::ParseError => ("22023", "PARSE_ERROR"),
+            Kind::InvalidArgument => ("22023", "INVALID_ARGUMENT"),
+            Kind::RunAsInvalid => ("42704", "RUN_AS_INVALID"),
+            Kind::NestedExecute => ("0A000", "NESTED_EXECUTE"),
+            Kind::IsolationLevel => ("25000", "ISOLATION_LEVEL"),
+            Kind::RequiresBeforeMissing => ("RP008", "REQUIRES_BEFORE_MISSING"),
+            Kind::RequiresAfterMissing => ("RP009", "REQUIRES_AFTER_MISSING"),
+        }
+    }
+    pub fn code(self) -> &'static str {
+        self.code_and_name().0
+    }
+    pub fn name(self) -> &'static str {
+        self.code_and_name().1
+    }
+}
+
+/// An error with its SQLSTATE, message (prefixed with the kind's NAME), detail and hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairError {
+    pub kind: Kind,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl RepairError {
+    pub fn new(kind: Kind, message: impl AsRef<str>) -> Self {
+        RepairError {
+            kind,
+            message: format!("{}: {}", kind.name(), message.as_ref()),
+            detail: None,
+            hint: None,
+        }
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+    pub fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+}
+
+pub type Result<T> = std::result::Result<T, RepairError>;
+
+/// Writes a refusal to the server log as one structured line; the caller's transaction may abort,
+/// the log line stays.
+pub fn log_refusal(
+    e: &RepairError,
+    playbook: Option<&str>,
+    session_user: &str,
+    reason: Option<&str>,
+) {
+    let line = serde_json::json!({
+        "code": e.kind.code(),
+        "name": e.kind.name(),
+        "playbook": playbook,
+        "session_user": session_user,
+        "reason": reason,
+        "message": e.message,
+    });
+    pgrx::log!("pg_repair refusal: {line}");
+}
+
+/// PostgreSQL's MAKE_SQLSTATE.
+pub fn make_sqlstate(code: &str) -> c_int {
+    code.bytes().enumerate().fold(0, |acc, (i, c)| {
+        acc + ((((c as c_int) - ('0' as c_int)) & 0x3F) << (6 * i))
+    })
+}
+
+pub fn unpack_sqlstate(code: c_int) -> String {
+    (0..5)
+        .map(|i| ((((code >> (6 * i)) & 0x3F) as u8) + b'0') as char)
+        .collect()
+}
+
+mod elog_ffi {
+    use std::ffi::{c_char, c_int};
+    // pgrx keeps these out of pg_sys; they are PostgreSQL's own error API.
+    unsafe extern "C-unwind" {
+        pub fn errstart(elevel: c_int, domain: *const c_char) -> bool;
+        pub fn errcode(sqlerrcode: c_int) -> c_int;
+        pub fn errmsg(fmt: *const c_char, ...) -> c_int;
+        pub fn errdetail(fmt: *const c_char, ...) -> c_int;
+        pub fn errhint(fmt: *const c_char, ...) -> c_int;
+        pub fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
+    }
+}
+
+/// ereport(ERROR) with the error's SQLSTATE.
+///
+/// # Safety
+/// `errfinish` longjmps to the innermost PG_TRY, skipping every Rust frame in between: call only
+/// where nothing with a destructor is alive above (this is what [`boundary`] guarantees).
+unsafe fn raise_now(e: RepairError) -> ! {
+    let code = make_sqlstate(e.kind.code());
+    let dup = |s: &str| unsafe {
+        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        pg_sys::pstrdup(c.as_ptr())
+    };
+    let msg = dup(&e.message);
+    let detail = e.detail.as_deref().map_or(std::ptr::null_mut(), dup);
+    let hint = e.hint.as_deref().map_or(std::ptr::null_mut(), dup);
+    drop(e);
+    unsafe {
+        if elog_ffi::errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
+            elog_ffi::errcode(code);
+            elog_ffi::errmsg(c"%s".as_ptr(), msg);
+            if !detail.is_null() {
+                elog_ffi::errdetail(c"%s".as_ptr(), detail);
+            }
+            if !hint.is_null() {
+                elog_ffi::errhint(c"%s".as_ptr(), hint);
+            }
+            elog_ffi::errfinish(
+                c"pg_repair/errors.rs".as_ptr(),
+                line!() as c_int,
+                c"raise".as_ptr(),
+            );
+        }
+    }
+    unreachable!("errfinish(ERROR) returned")
+}
+
+// pgrx collapses unknown SQLSTATEs to XX000 when it converts a PostgreSQL ERROR into a panic. An
+// error context callback sees every ereport while it is installed: it remembers the real code.
+static LAST_ERRCODE: AtomicI32 = AtomicI32::new(0);
+static LAST_ERRPOS: AtomicI32 = AtomicI32::new(0);
+
+unsafe extern "C-unwind" fn remember_errcode(_arg: *mut c_void) {
+    let code = unsafe { pg_sys::geterrcode() };
+    let class = unpack_sqlstate(code);
+    if !matches!(&class[..2], "00" | "01" | "02") {
+        LAST_ERRCODE.store(code, Ordering::Relaxed);
+        LAST_ERRPOS.store(unsafe { pg_sys::geterrposition() }, Ordering::Relaxed);
+    }
+}
+
+/// The cursor position (1-based, in characters) of the last ERROR seen by an [`ErrCodeCapture`],
+/// 0 if it had none.
+pub fn last_error_position() -> i32 {
+    LAST_ERRPOS.load(Ordering::Relaxed)
+}
+
+/// While alive, records the SQLSTATE of every ERROR raised below it.
+pub struct ErrCodeCapture(Box<pg_sys::ErrorContextCallback>);
+
+impl ErrCodeCapture {
+    pub fn push() -> Self {
+        let mut cb = Box::new(pg_sys::ErrorContextCallback {
+            previous: unsafe { pg_sys::error_context_stack },
+            callback: Some(remember_errcode),
+            arg: std::ptr::null_mut(),
+        });
+        unsafe { pg_sys::error_context_stack = &mut *cb };
+        LAST_ERRCODE.store(0, Ordering::Relaxed);
+        LAST_ERRPOS.store(0, Ordering::Relaxed);
+        ErrCodeCapture(cb)
+    }
+}
+
+impl Drop for ErrCodeCapture {
+    fn drop(&mut self) {
+        unsafe { pg_sys::error_context_stack = self.0.previous }
+    }
+}
+
+pub fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {
+    match e {
+        CaughtError::PostgresError(r)
+        | CaughtError::ErrorReport(r)
+        | CaughtError::RustPanic { ereport: r, .. } => r,
+    }
+}
+
+/// The SQLSTATE of a caught error: a thrown RepairError's own code, or the real code of a
+/// PostgreSQL ERROR (needs an [`ErrCodeCapture`] around the code that raised it).
+pub fn caught_sqlstate(e: &CaughtError) -> String {
+    if let CaughtError::RustPanic { payload, .. } = e {
+        if let Some(r) = payload.downcast_ref::<RepairError>() {
+            return r.kind.code().to_string();
+        }
+    }
+    let code = report_of(e).sql_error_code() as c_int;
+    let last = LAST_ERRCODE.load(Ordering::Relaxed);
+    if matches!(e, CaughtError::PostgresError(_)) && code == make_sqlstate("XX000") && last != 0 {
+        unpack_sqlstate(last)
+    } else {
+        unpack_sqlstate(code)
+    }
+}
+
+/// The message of a caught error (a thrown RepairError's own message).
+pub fn caught_message(e: &CaughtError) -> String {
+    if let CaughtError::RustPanic { payload, .. } = e {
+        if let Some(r) = payload.downcast_ref::<RepairError>() {
+            return r.message.clone();
+        }
+    }
+    report_of(e).message().to_string()
+}
+
+fn repair_error_of(p: &(dyn Any + Send)) -> Option<RepairError> {
+    if let Some(e) = p.downcast_ref::<RepairError>() {
+        return Some(e.clone());
+    }
+    match p.downcast_ref::<CaughtError>()? {
+        CaughtError::RustPanic { payload, .. } => payload.downcast_ref::<RepairError>().cloned(),
+        _ => None,
+    }
+}
+
+/// Wraps the body of every `#[pg_extern]`: `Err(RepairError)` or a thrown one leaves the function
+/// as an ERROR with exactly its SQLSTATE, detail and hint; anything else propagates unchanged.
+pub fn boundary<R>(f: impl FnOnce() -> Result<R>) -> R {
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let err = match outcome {
+        Ok(Ok(v)) => return v,
+        Ok(Err(e)) => e,
+        Err(payload) => match repair_error_of(&*payload) {
+            Some(e) => {
+                drop(payload);
+                e
+            }
+            None => resume_unwind(payload),
+        },
+    };
+    // Only pgrx's wrapper frames, which hold nothing with a destructor, are skipped.
+    unsafe { raise_now(err) }
+}

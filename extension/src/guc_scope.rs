@@ -1,0 +1,42 @@
+//! Setting GUCs for the duration of a closure, the way a function's SET clause does, so the
+//! extension's own SQL never depends on the caller's session settings.
+
+use pgrx::pg_sys;
+use std::ffi::{CStr, CString};
+
+/// Runs `f` with the given settings, restoring the previous values afterwards. On ERROR the
+/// (sub)transaction abort restores them.
+pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in settings {
+        let value = CString::new(*value).unwrap_or_default();
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+    }
+    let r = f();
+    unsafe { pg_sys::AtEOXact_GUC(true, nest) };
+    r
+}
+
+/// The settings every piece of the extension's own SQL runs under: a pinned search_path (nothing
+/// planted in the caller's path is ever called) and UTC, so row documents hash the same in every
+/// session.
+pub fn as_definer<R>(f: impl FnOnce() -> R) -> R {
+    with_gucs(
+        &[
+            (c"search_path", "pg_catalog, pg_temp"),
+            (c"TimeZone", "UTC"),
+        ],
+        f,
+    )
+}

@@ -1,0 +1,63 @@
+//! Switching the current user for playbook statements, and back on every exit path.
+
+use pgrx::pg_sys;
+use std::ffi::{c_int, CStr, CString};
+
+/// While alive, the current user is `role`; Drop restores the previous user and security context
+/// (also while unwinding from an ERROR or panic).
+pub struct AsUser {
+    uid: pg_sys::Oid,
+    ctx: c_int,
+}
+
+impl AsUser {
+    pub fn switch(role: pg_sys::Oid, restricted: bool) -> Self {
+        let (mut uid, mut ctx) = (pg_sys::InvalidOid, 0);
+        // LOCAL_USERID_CHANGE: SET ROLE / SESSION AUTHORIZATION are refused inside. A different
+        // run_as role also gets a restricted operation: no temp objects, PREPARE or LISTEN left
+        // behind in the caller's session.
+        let mut flags = pg_sys::SECURITY_LOCAL_USERID_CHANGE as c_int;
+        if restricted {
+            flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as c_int;
+        }
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+            pg_sys::SetUserIdAndSecContext(role, ctx | flags);
+        }
+        AsUser { uid, ctx }
+    }
+}
+
+impl Drop for AsUser {
+    fn drop(&mut self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) }
+    }
+}
+
+pub fn role_name(oid: pg_sys::Oid) -> String {
+    unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn session_user() -> (pg_sys::Oid, String) {
+    let oid = unsafe { pg_sys::GetSessionUserId() };
+    (oid, role_name(oid))
+}
+
+pub fn current_user() -> String {
+    role_name(unsafe { pg_sys::GetUserId() })
+}
+
+/// Oid of a role by name, None if it does not exist.
+pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
+    let c = CString::new(name).ok()?;
+    let oid = unsafe { pg_sys::get_role_oid(c.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// Strict membership: superusers are not implicitly members of anything, so authority to execute
+/// is always declared in repair.executors.
+pub fn is_member(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    unsafe { pg_sys::is_member_of_role_nosuper(member, role) }
+}

@@ -1,0 +1,251 @@
+//! pg_repair: reviewed, hash-pinned repair playbooks, executed only when every guard passes, with
+//! an append-only, tamper-evident audit trail. SQL API in schema `repair` (see SPEC.md).
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+mod audit;
+mod errors;
+mod execute;
+mod guards;
+mod guc_scope;
+mod gucs;
+mod identity;
+mod lint;
+mod preview;
+mod protect;
+mod registry;
+mod sqlparse;
+mod subxact;
+mod timeout;
+
+use errors::{boundary, Kind, RepairError};
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../../sql/protect.sql", name = "protect", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // Loaded any later than postmaster start, a session could already have created placeholder
+    // repair.* settings of its own: refuse instead of trusting them.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "PRELOAD_REQUIRED: pg_repair must be loaded via shared_preload_libraries",
+            "Add pg_repair to shared_preload_libraries in postgresql.conf and restart the server."
+        );
+    }
+    gucs::init();
+    protect::install_hook();
+}
+
+/// Parse, lint and store a playbook or check file.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn register(
+    source: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(id, String),
+        name!(version, i32),
+        name!(hash, String),
+        name!(status, String),
+    ),
+> {
+    boundary(|| {
+        let source =
+            source.ok_or_else(|| RepairError::new(Kind::InvalidArgument, "source is NULL"))?;
+        let r = registry::register(source)?;
+        Ok(TableIterator::once((
+            r.id,
+            r.version,
+            r.hash,
+            r.status.to_string(),
+        )))
+    })
+}
+
+/// Retire a playbook: it stays in the registry and the audit, and never runs again.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn retire(id: Option<&str>, reason: Option<&str>) {
+    let session = identity::session_user().1;
+    boundary(|| {
+        let id = id.ok_or_else(|| registry::unknown("NULL"))?;
+        registry::retire(id, reason)
+            .inspect_err(|e| errors::log_refusal(e, Some(id), &session, reason))
+    })
+}
+
+/// The canonical SHA-256 of a playbook or check file.
+#[pg_extern(name = "hash", immutable, parallel_safe)]
+fn hash_source(source: &str) -> String {
+    boundary(|| Ok(registry::parse(source)?.hash()))
+}
+
+/// What execute would do for this caller (guards, missing objects, statements, lint, waivers).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn preview(id: Option<&str>) -> JsonB {
+    boundary(|| {
+        let id = id.unwrap_or("");
+        preview::preview(id)
+            .map(JsonB)
+            .ok_or_else(|| registry::unknown(id))
+    })
+}
+
+/// Run a playbook through every guard and record the run. A FAILED run returns normally.
+/// search_path is NOT pinned on the function: the playbook's statements must see the caller's.
+/// The extension's own SQL pins it itself (guc_scope::as_definer).
+#[pg_extern(security_definer)]
+fn execute(
+    id: Option<&str>,
+    expected_hash: Option<&str>,
+    reason: Option<&str>,
+    confirm_prod: default!(Option<bool>, false),
+    request_id: default!(Option<&str>, "NULL"),
+) -> JsonB {
+    let session = identity::session_user().1;
+    boundary(|| {
+        let req = execute::Request {
+            id: id.unwrap_or(""),
+            expected_hash,
+            reason,
+            confirm_prod: confirm_prod.unwrap_or(false),
+            request_id,
+        };
+        execute::execute(&req)
+            .map(JsonB)
+            .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
+    })
+}
+
+/// Recompute every hash chain; names the first row that does not verify.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_audit() -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(rows_checked, i64),
+        name!(first_bad_run, Option<pgrx::Uuid>),
+        name!(first_bad_table, Option<String>),
+        name!(problem, Option<String>),
+    ),
+> {
+    boundary(|| {
+        let v = audit::verify();
+        let id = v.first_bad_id.as_deref().and_then(parse_uuid);
+        Ok(TableIterator::once((
+            v.ok,
+            v.rows_checked,
+            id,
+            v.first_bad_table,
+            v.problem,
+        )))
+    })
+}
+
+fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(pgrx::Uuid::from_bytes(bytes))
+}
+
+/// SHA-256 over the newest row_hash of every chain: pin it outside the database.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn audit_head() -> String {
+    boundary(|| Ok(audit::head()))
+}
+
+/// Internal: true only while CREATE/ALTER EXTENSION pg_repair runs its script.
+#[pg_extern(name = "_in_extension_script", volatile)]
+fn in_extension_script() -> bool {
+    protect::in_extension_script()
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    const PLAYBOOK: &str = "-- repair: pg_test_tables\n-- title: t\n\nCREATE TABLE IF NOT EXISTS public.pg_test_a (id int);\nSELECT 1;\n";
+
+    #[pg_test]
+    fn server_hash_equals_core_hash() {
+        let server = Spi::get_one_with_args::<String>("SELECT repair.hash($1)", &[PLAYBOOK.into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(server, pg_repair_core::parse(PLAYBOOK).unwrap().hash());
+    }
+
+    #[pg_test]
+    fn split_counts_statements_with_positions() {
+        let s = crate::sqlparse::split(
+            "CREATE TABLE a(x int);\n  SELECT ';';\nDO $$ BEGIN NULL; END $$",
+        )
+        .unwrap();
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.n, s.line, s.col, s.tag.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, 1, "CreateStmt"),
+                (2, 2, 3, "SelectStmt"),
+                (3, 3, 1, "DoStmt")
+            ]
+        );
+    }
+
+    #[pg_test]
+    fn syntax_error_is_a_value_with_position() {
+        let e = crate::sqlparse::split("SELECT 1;\nSELEC 2;").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 1));
+        assert!(e.message.contains("syntax error"), "{}", e.message);
+    }
+
+    #[pg_test]
+    fn register_is_idempotent_and_versions() {
+        let reg = |src: &str| {
+            Spi::get_two_with_args::<i32, String>(
+                "SELECT version, status FROM repair.register($1)",
+                &[src.into()],
+            )
+            .unwrap()
+        };
+        assert_eq!(reg(PLAYBOOK), (Some(1), Some("new".into())));
+        assert_eq!(reg(PLAYBOOK), (Some(1), Some("unchanged".into())));
+        assert_eq!(
+            reg(&PLAYBOOK.replace("SELECT 1", "SELECT 2")),
+            (Some(2), Some("updated".into()))
+        );
+        let ok = Spi::get_one::<bool>("SELECT ok FROM repair.verify_audit()").unwrap();
+        assert_eq!(ok, Some(true));
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries='pg_repair'",
+            "repair.db_role='staging'",
+            "repair.executors='postgres'",
+        ]
+    }
+}

@@ -1,0 +1,88 @@
+//! Lint findings for a registered body. This rules: the body must parse with the
+//! server's parser and contain at least one statement. Statement-level rules plug in at
+//! `statement_findings`.
+
+use crate::sqlparse;
+use pg_repair_core::{Severity, Waiver};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// 1-based statement number, None for findings about the whole body.
+    pub statement: Option<usize>,
+    /// 1-based line and column in the file (header included).
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "rule": self.rule,
+            "severity": self.severity.as_str(),
+            "statement": self.statement,
+            "line": self.line,
+            "col": self.col,
+            "message": self.message,
+        })
+    }
+}
+
+/// Findings for a body whose first line is line `body_line` of its file.
+pub fn lint_body(sql: &str, body_line: u32) -> Vec<Finding> {
+    let to_file_line = |l: u32| l + body_line - 1;
+    match sqlparse::split(sql) {
+        Err(e) => vec![Finding {
+            rule: "syntax-error",
+            severity: Severity::Error,
+            statement: None,
+            line: to_file_line(e.line),
+            col: e.col,
+            message: format!(
+                "{} (fix the SQL so PostgreSQL's parser accepts it)",
+                e.message
+            ),
+        }],
+        Ok(stmts) if stmts.is_empty() => vec![Finding {
+            rule: "empty-body",
+            severity: Severity::Error,
+            statement: None,
+            line: body_line,
+            col: 1,
+            message: "the body has no SQL statement (only comments or semicolons)".into(),
+        }],
+        Ok(stmts) => stmts
+            .iter()
+            .flat_map(|s| statement_findings(s, to_file_line(s.line)))
+            .collect(),
+    }
+}
+
+fn statement_findings(_stmt: &sqlparse::Statement, _file_line: u32) -> Vec<Finding> {
+    Vec::new()
+}
+
+/// Findings stored as jsonb back into (rule, severity) pairs, for guard 7 and preview.
+pub fn from_json(stored: &Value) -> Vec<Value> {
+    stored.as_array().cloned().unwrap_or_default()
+}
+
+/// Whether a finding is waived on `today` (YYYY-MM-DD) by one of the playbook's waivers.
+pub fn waived_by<'a>(finding: &Value, waivers: &'a [Waiver], today: &str) -> Option<&'a Waiver> {
+    let rule = finding.get("rule").and_then(Value::as_str)?;
+    waivers
+        .iter()
+        .find(|w| w.rule == rule && w.until.as_str() >= today)
+}
+
+/// Error findings not lifted by a current waiver: these refuse execution (guard 7).
+pub fn blocking(stored: &Value, waivers: &[Waiver], today: &str) -> Vec<Value> {
+    from_json(stored)
+        .into_iter()
+        .filter(|f| f.get("severity").and_then(Value::as_str) == Some("error"))
+        .filter(|f| waived_by(f, waivers, today).is_none())
+        .collect()
+}

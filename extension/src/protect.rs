@@ -1,0 +1,118 @@
+//! What event triggers cannot see: ALTER EVENT TRIGGER on our protection triggers, ALTER
+//! EXTENSION pg_repair ADD/DROP (detaching objects from the extension), and DROP SCHEMA repair
+//! (which would drop the extension before sql_drop fires). Refused outside extension scripts by a
+//! ProcessUtility hook that always chains to the previous one.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{c_char, CStr};
+
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+pub fn install_hook() {
+    unsafe {
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+/// True only while the script of CREATE/ALTER EXTENSION pg_repair runs.
+pub fn in_extension_script() -> bool {
+    unsafe {
+        pg_sys::creating_extension
+            && pg_sys::CurrentExtensionObject
+                == pg_sys::get_extension_oid(c"pg_repair".as_ptr(), true)
+    }
+}
+
+unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+    if list.is_null() {
+        return vec![];
+    }
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
+            .collect()
+    }
+}
+
+unsafe fn cstr_eq(p: *const c_char, s: &[u8]) -> bool {
+    !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == s
+}
+
+/// The refused command, if `node` is one.
+unsafe fn refused(node: *mut pg_sys::Node) -> Option<&'static str> {
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_AlterEventTrigStmt => {
+                let name = (*(node as *mut pg_sys::AlterEventTrigStmt)).trigname;
+                (!name.is_null() && CStr::from_ptr(name).to_bytes().starts_with(b"pg_repair_"))
+                    .then_some("ALTER EVENT TRIGGER on pg_repair's protection")
+            }
+            pg_sys::NodeTag::T_AlterExtensionContentsStmt => cstr_eq(
+                (*(node as *mut pg_sys::AlterExtensionContentsStmt)).extname,
+                b"pg_repair",
+            )
+            .then_some("ALTER EXTENSION pg_repair ADD/DROP"),
+            pg_sys::NodeTag::T_DropStmt => {
+                let stmt = node as *mut pg_sys::DropStmt;
+                ((*stmt).removeType == pg_sys::ObjectType::OBJECT_SCHEMA
+                    && list_nodes((*stmt).objects)
+                        .into_iter()
+                        .any(|n| cstr_eq((*(n as *mut pg_sys::String)).sval, b"repair")))
+                .then_some("DROP SCHEMA repair")
+            }
+            _ => None,
+        }
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    unsafe {
+        let node = (*pstmt).utilityStmt;
+        if !pg_sys::creating_extension {
+            if let Some(what) = refused(node) {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("PROTECTED: {what} is refused"),
+                    "It would silence or detach pg_repair's audit protection. To remove the \
+                     extension, use DROP EXTENSION pg_repair (it drops its data)."
+                );
+            }
+        }
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}

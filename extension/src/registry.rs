@@ -1,0 +1,242 @@
+//! The registry: registering and retiring playbooks (and checks), and loading the current one.
+
+use crate::audit::{self, lock_playbook, now_text};
+use crate::errors::{Kind, RepairError, Result};
+use crate::guc_scope::as_definer;
+use crate::{identity, lint};
+use pg_repair_core::{Source, Waiver};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+
+pub fn parse(source: &str) -> Result<Source> {
+    pg_repair_core::parse(source).map_err(|e| {
+        RepairError::new(Kind::ParseError, e.to_string())
+            .detail(format!("The playbook file could not be parsed at line {}.", e.line))
+            .hint("Check the header: `-- key: value` lines (repair, title, description, environments, requires-before, requires-after, lock-timeout, statement-timeout, waive), then the SQL.")
+    })
+}
+
+pub struct Registered {
+    pub id: String,
+    pub version: i32,
+    pub hash: String,
+    pub status: &'static str,
+}
+
+pub fn register(source: &str) -> Result<Registered> {
+    let parsed = parse(source)?;
+    let id = parsed.id().to_string();
+    let hash = parsed.hash();
+    let findings: Vec<Value> = lint::lint_body(parsed.sql(), parsed.body_line())
+        .iter()
+        .map(lint::Finding::to_json)
+        .collect();
+    let (session, current) = (identity::session_user().1, identity::current_user());
+    as_definer(|| {
+        lock_playbook(&id);
+        let latest: Option<(i32, String, String)> = Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT version, hash, kind FROM repair.playbook_versions WHERE playbook_id = $1 \
+                 ORDER BY version DESC LIMIT 1",
+                None,
+                &[id.as_str().into()],
+            )?;
+            let mut out = None;
+            for r in rows {
+                out = Some((
+                    r.get::<i32>(1)?.unwrap_or(0),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?.unwrap_or_default(),
+                ));
+            }
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+        .expect("latest version");
+        if let Some((_, _, kind)) = &latest {
+            if kind != parsed.kind() {
+                return Err(RepairError::new(
+                    Kind::InvalidArgument,
+                    format!(
+                        "{id} is already registered as a {kind}, not a {}",
+                        parsed.kind()
+                    ),
+                )
+                .hint("Playbooks and checks share one id space; choose another id."));
+            }
+        }
+        if let Some((version, existing, _)) = &latest {
+            if *existing == hash {
+                return Ok(Registered {
+                    id: id.clone(),
+                    version: *version,
+                    hash: hash.clone(),
+                    status: "unchanged",
+                });
+            }
+        }
+        let version = latest.as_ref().map_or(1, |l| l.0 + 1);
+        let at = now_text();
+        Spi::run_with_args(
+            "INSERT INTO repair.playbook_versions (playbook_id, version, kind, hash, canonical, source, \
+             body_line, lint, registered_at, registered_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10)",
+            &[
+                id.as_str().into(),
+                version.into(),
+                parsed.kind().into(),
+                hash.as_str().into(),
+                parsed.canonical_json().into(),
+                source.into(),
+                (parsed.body_line() as i32).into(),
+                JsonB(Value::Array(findings.clone())).into(),
+                at.as_str().into(),
+                session.as_str().into(),
+            ],
+        )
+        .expect("insert version");
+        let action = if version == 1 { "new" } else { "updated" };
+        append_event(&id, version, action, &hash, None, &at, &session, &current);
+        Ok(Registered {
+            id: id.clone(),
+            version,
+            hash: hash.clone(),
+            status: if version == 1 { "new" } else { "updated" },
+        })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append_event(
+    id: &str,
+    version: i32,
+    action: &str,
+    hash: &str,
+    reason: Option<&str>,
+    at: &str,
+    session: &str,
+    current: &str,
+) {
+    let event_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
+        .expect("uuid")
+        .unwrap_or_default();
+    let mut v = Map::new();
+    v.insert("event_id".into(), json!(event_id));
+    v.insert("version".into(), json!(version));
+    v.insert("action".into(), json!(action));
+    v.insert("hash".into(), json!(hash));
+    v.insert("reason".into(), json!(reason));
+    v.insert("at".into(), json!(at));
+    v.insert("session_user_name".into(), json!(session));
+    v.insert("current_user_name".into(), json!(current));
+    audit::append("registry_events", id, v);
+}
+
+pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
+    let reason = crate::guards::reason(reason)?;
+    let (session, current) = (identity::session_user().1, identity::current_user());
+    as_definer(|| {
+        lock_playbook(id);
+        let Some(current_version) = load(id) else {
+            return Err(unknown(id));
+        };
+        if current_version.retired {
+            pgrx::notice!("playbook {id} is already retired");
+            return Ok(());
+        }
+        let at = now_text();
+        append_event(
+            id,
+            current_version.version,
+            "retired",
+            &current_version.hash,
+            Some(&reason),
+            &at,
+            &session,
+            &current,
+        );
+        Ok(())
+    })
+}
+
+pub fn unknown(id: &str) -> RepairError {
+    RepairError::new(Kind::UnknownPlaybook, format!("no playbook {id}"))
+        .hint("See repair.playbooks for the registered ids; register the file first.")
+}
+
+/// The current (newest) version of a playbook or check.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub id: String,
+    pub version: i32,
+    pub kind: String,
+    pub hash: String,
+    pub retired: bool,
+    pub doc: Value,
+    pub body_line: u32,
+    pub lint: Value,
+}
+
+impl Current {
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.doc
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    pub fn sql(&self) -> &str {
+        self.doc.get("sql").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn int(&self, key: &str) -> Option<i32> {
+        self.doc.get(key).and_then(Value::as_i64).map(|v| v as i32)
+    }
+    pub fn waivers(&self) -> Vec<Waiver> {
+        self.doc
+            .get("waivers")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|w| Waiver {
+                        rule: w["rule"].as_str().unwrap_or_default().into(),
+                        until: w["until"].as_str().unwrap_or_default().into(),
+                        because: w["because"].as_str().unwrap_or_default().into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Loads the current version; call under as_definer.
+pub fn load(id: &str) -> Option<Current> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT v.version, v.kind, v.hash, v.canonical::jsonb, v.body_line, v.lint, \
+                    COALESCE((SELECT e.action = 'retired' FROM repair.registry_events e \
+                               WHERE e.playbook_id = v.playbook_id ORDER BY e.seq DESC LIMIT 1), false) \
+               FROM repair.playbook_versions v WHERE v.playbook_id = $1 ORDER BY v.version DESC LIMIT 1",
+            None,
+            &[id.into()],
+        )?;
+        let mut out = None;
+        for r in rows {
+            out = Some(Current {
+                id: id.to_string(),
+                version: r.get::<i32>(1)?.unwrap_or(0),
+                kind: r.get::<String>(2)?.unwrap_or_default(),
+                hash: r.get::<String>(3)?.unwrap_or_default(),
+                doc: r.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0),
+                body_line: r.get::<i32>(5)?.unwrap_or(1) as u32,
+                lint: r.get::<JsonB>(6)?.map_or(Value::Array(vec![]), |j| j.0),
+                retired: r.get::<bool>(7)?.unwrap_or(false),
+            });
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .expect("load playbook")
+}

@@ -1,0 +1,127 @@
+//! Splitting a playbook body into statements with PostgreSQL's own parser, so that statement
+//! boundaries, counts and positions are exactly what the server will execute.
+
+use crate::errors::{caught_message, last_error_position, ErrCodeCapture};
+use pgrx::pg_sys;
+use pgrx::PgTryBuilder;
+use std::ffi::CString;
+use std::panic::AssertUnwindSafe;
+
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// 1-based statement number.
+    pub n: usize,
+    pub sql: String,
+    /// 1-based line and column of the statement's first token within the parsed text.
+    pub line: u32,
+    pub col: u32,
+    /// Parse-tree node tag, e.g. "CreateStmt".
+    pub tag: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyntaxError {
+    pub message: String,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Line and column (1-based, columns in characters) of a byte offset.
+pub fn line_col(text: &str, byte_offset: usize) -> (u32, u32) {
+    let before = &text[..byte_offset.min(text.len())];
+    let line = before.matches('\n').count() as u32 + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+    (line, col)
+}
+
+/// Parses `sql` and hands the raw statements (location, length, node) to `visit`, inside the
+/// memory context of the call. A syntax error comes back as a value with its position.
+pub fn with_parsed<T>(
+    sql: &str,
+    visit: impl FnOnce(Vec<(usize, usize, *mut pg_sys::Node)>) -> T,
+) -> Result<T, SyntaxError> {
+    let c = match CString::new(sql) {
+        Ok(c) => c,
+        Err(e) => {
+            let (line, col) = line_col(sql, e.nul_position());
+            return Err(SyntaxError {
+                message: "NUL byte in SQL".into(),
+                line,
+                col,
+            });
+        }
+    };
+    let capture = ErrCodeCapture::push();
+    let parsed = PgTryBuilder::new(AssertUnwindSafe(|| {
+        let list =
+            unsafe { pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
+        Ok(raw_statements(list, sql.len()))
+    }))
+    .catch_others(Err)
+    .execute();
+    let pos = last_error_position();
+    drop(capture);
+    match parsed {
+        Ok(stmts) => Ok(visit(stmts)),
+        Err(e) => {
+            let byte = sql
+                .char_indices()
+                .nth((pos.max(1) - 1) as usize)
+                .map_or(sql.len(), |(b, _)| b);
+            let (line, col) = if pos > 0 { line_col(sql, byte) } else { (1, 1) };
+            Err(SyntaxError {
+                message: caught_message(&e),
+                line,
+                col,
+            })
+        }
+    }
+}
+
+fn raw_statements(list: *mut pg_sys::List, total: usize) -> Vec<(usize, usize, *mut pg_sys::Node)> {
+    if list.is_null() {
+        return vec![];
+    }
+    let len = unsafe { (*list).length } as usize;
+    (0..len)
+        .map(|i| {
+            let raw = unsafe { (*(*list).elements.add(i)).ptr_value } as *mut pg_sys::RawStmt;
+            let (loc, slen, node) = unsafe { ((*raw).stmt_location, (*raw).stmt_len, (*raw).stmt) };
+            let start = loc.max(0) as usize;
+            // stmt_len 0 means "to the end of the string".
+            let end = if slen == 0 {
+                total
+            } else {
+                (start + slen as usize).min(total)
+            };
+            (start, end, node)
+        })
+        .collect()
+}
+
+pub fn node_tag(node: *mut pg_sys::Node) -> String {
+    if node.is_null() {
+        return "Unknown".into();
+    }
+    let tag = format!("{:?}", unsafe { (*node).type_ });
+    tag.trim_start_matches("T_").to_string()
+}
+
+/// The statements of `sql`, in order.
+pub fn split(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+    with_parsed(sql, |raw| {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (start, end, node))| {
+                let (line, col) = line_col(sql, start);
+                Statement {
+                    n: i + 1,
+                    sql: sql[start..end].trim_end().to_string(),
+                    line,
+                    col,
+                    tag: node_tag(node),
+                }
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,31 @@
+//! Internal subtransactions: run a closure so that any error inside rolls back only what the
+//! closure did, and comes back as a value. The subtransaction is always closed before the caller
+//! sees the error, so rethrowing (e.g. a user's cancel) leaves the session usable.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::PgTryBuilder;
+use std::panic::AssertUnwindSafe;
+
+pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, CaughtError> {
+    let (old_cxt, old_owner) =
+        unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        // Keep allocating in the caller's context, as PL/Python does.
+        pg_sys::MemoryContextSwitchTo(old_cxt);
+    }
+    let res = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
+        .catch_others(Err)
+        .execute();
+    unsafe {
+        if res.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(old_cxt);
+        pg_sys::CurrentResourceOwner = old_owner;
+    }
+    res
+}

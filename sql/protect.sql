@@ -1,0 +1,131 @@
+-- pg_repair: append-only protection, object protection, grants and comments.
+-- Runs last in the extension script (finalize), after the Rust functions exist.
+
+-- Append-only tables -------------------------------------------------------------------------
+
+CREATE FUNCTION repair._deny_modification() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    RAISE EXCEPTION 'APPEND_ONLY: % on repair.% is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'pg_repair tables are an append-only, hash-chained record.',
+              HINT = 'Nothing may change or remove recorded rows; repair.verify_audit() detects any edit.';
+END $$;
+
+-- Only the table owner may insert: that is the extension's SECURITY DEFINER functions, and the
+-- role that recreates the extension during pg_restore. The trigger only checks; it never rewrites.
+CREATE FUNCTION repair._insert_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID)
+       IS DISTINCT FROM (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RAISE EXCEPTION 'APPEND_ONLY: INSERT into repair.% is only possible through pg_repair functions', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('current_user %I is not the owner of repair.%I.', current_user, TG_TABLE_NAME),
+                  HINT = 'Use repair.register(), repair.retire() or repair.execute().';
+    END IF;
+    RETURN NEW;
+END $$;
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['playbook_versions', 'registry_events', 'runs'] LOOP
+        EXECUTE format('CREATE TRIGGER insert_guard BEFORE INSERT ON repair.%I
+                        FOR EACH ROW EXECUTE FUNCTION repair._insert_guard()', t);
+        EXECUTE format('CREATE TRIGGER deny_update_delete BEFORE UPDATE OR DELETE ON repair.%I
+                        FOR EACH ROW EXECUTE FUNCTION repair._deny_modification()', t);
+        EXECUTE format('CREATE TRIGGER deny_truncate BEFORE TRUNCATE ON repair.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION repair._deny_modification()', t);
+        -- ALWAYS: session_replication_role = replica must not silence them.
+        EXECUTE format('ALTER TABLE repair.%I ENABLE ALWAYS TRIGGER insert_guard,
+                        ENABLE ALWAYS TRIGGER deny_update_delete, ENABLE ALWAYS TRIGGER deny_truncate', t);
+    END LOOP;
+END $$;
+
+-- Object protection --------------------------------------------------------------------------
+-- Refuses ALTER/DROP/CREATE of anything in schema repair (tables, triggers, functions, ...)
+-- outside CREATE/ALTER EXTENSION. What event triggers cannot see (ALTER EVENT TRIGGER,
+-- ALTER EXTENSION ADD/DROP, DROP SCHEMA repair) is refused by the preloaded utility hook.
+CREATE FUNCTION repair._protect_objects() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        IF TG_TAG = 'DROP EXTENSION' THEN RETURN; END IF;
+        FOR r IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+            IF (r.schema_name = 'repair'
+                OR (r.object_type IN ('trigger', 'rule', 'policy', 'schema') AND r.address_names[1] = 'repair'))
+               AND NOT repair._in_extension_script() THEN
+                RAISE EXCEPTION 'PROTECTED: % of % % is refused', TG_TAG, r.object_type, r.object_identity
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'pg_repair objects change only through ALTER EXTENSION pg_repair UPDATE.';
+            END IF;
+        END LOOP;
+    ELSE
+        FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+            IF (r.schema_name = 'repair'
+                OR (r.object_type IN ('trigger', 'rule', 'policy')
+                    AND (pg_identify_object_as_address(r.classid, r.objid, r.objsubid)).object_names[1] = 'repair')
+                OR (r.object_type = 'schema' AND r.object_identity <> 'repair'
+                    AND r.objid = (SELECT e.extnamespace FROM pg_extension e WHERE e.extname = 'pg_repair')))
+               AND NOT repair._in_extension_script() THEN
+                RAISE EXCEPTION 'PROTECTED: % of % % is refused', r.command_tag, r.object_type, r.object_identity
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'pg_repair objects change only through ALTER EXTENSION pg_repair UPDATE.';
+            END IF;
+        END LOOP;
+    END IF;
+END $$;
+
+CREATE EVENT TRIGGER pg_repair_protect_ddl ON ddl_command_end
+    EXECUTE FUNCTION repair._protect_objects();
+CREATE EVENT TRIGGER pg_repair_protect_drop ON sql_drop
+    EXECUTE FUNCTION repair._protect_objects();
+ALTER EVENT TRIGGER pg_repair_protect_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER pg_repair_protect_drop ENABLE ALWAYS;
+
+-- Grants: nothing for PUBLIC. A superuser grants USAGE on the schema plus, per duty:
+--   authors:   repair.register, repair.retire
+--   operators: repair.preview, repair.execute
+--   auditors:  SELECT on the tables and views, repair.verify_audit, repair.audit_head
+REVOKE ALL ON ALL TABLES IN SCHEMA repair FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA repair FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA repair FROM PUBLIC;
+REVOKE ALL ON SCHEMA repair FROM PUBLIC;
+
+-- Comments -----------------------------------------------------------------------------------
+COMMENT ON SCHEMA repair IS 'pg_repair: guarded, hash-pinned repair playbooks and their audit trail';
+COMMENT ON TABLE repair.playbook_versions IS
+    'Every registered version of every playbook and check (append-only; the newest version is the one that runs)';
+COMMENT ON TABLE repair.registry_events IS
+    'Register/update/retire events, hash-chained per playbook (append-only; checked by repair.verify_audit())';
+COMMENT ON TABLE repair.runs IS
+    'Audit trail: one row per repair.execute() run, hash-chained per playbook (append-only; checked by repair.verify_audit())';
+COMMENT ON VIEW repair.playbooks IS
+    'The current version of every playbook and check with status (active/retired) and lint counts, ordered by id';
+COMMENT ON COLUMN repair.runs.prev_hash IS 'row_hash of this playbook''s previous run (NULL for its first run)';
+COMMENT ON COLUMN repair.runs.row_hash IS
+    'sha256(coalesce(prev_hash, 64 zeros) || canonical JSON of the row without prev_hash/row_hash)';
+COMMENT ON COLUMN repair.runs.duration_us IS 'wall time of the run in microseconds';
+
+COMMENT ON FUNCTION repair.register(text) IS
+    'Parse, lint and store a playbook or check file; returns (id, version, hash, status new|unchanged|updated)';
+COMMENT ON FUNCTION repair.retire(text, text) IS
+    'Retire a playbook (it can no longer run) with a reason; recorded in repair.registry_events';
+COMMENT ON FUNCTION repair.hash(text) IS
+    'Canonical SHA-256 of a playbook or check file (the same value pgrepair hash computes offline)';
+COMMENT ON FUNCTION repair.preview(text) IS
+    'What repair.execute would do for this caller: guard verdicts, missing objects, statements, lint, waivers. Writes nothing';
+COMMENT ON FUNCTION repair.execute(text, text, text, boolean, text) IS
+    'Run a playbook through every guard, in a subtransaction, and record the run in repair.runs; returns the run as jsonb';
+COMMENT ON FUNCTION repair.verify_audit() IS
+    'Recompute every hash chain (runs, registry events) and the stored versions; names the first bad row';
+COMMENT ON FUNCTION repair.audit_head() IS
+    'SHA-256 over the newest row_hash of every chain: export it and pin it outside the database';
+COMMENT ON FUNCTION repair._in_extension_script() IS
+    'Internal: true only while CREATE/ALTER EXTENSION pg_repair runs its script';
+COMMENT ON FUNCTION repair._protect_objects() IS
+    'Internal event trigger: refuses DDL on pg_repair objects outside extension scripts';
+COMMENT ON FUNCTION repair._deny_modification() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE';
+COMMENT ON FUNCTION repair._insert_guard() IS 'Internal trigger: admits INSERTs only from the table owner';

@@ -1,0 +1,108 @@
+-- pg_repair: tables and views. Runs first in the extension script (bootstrap).
+-- Every table here is append-only (see protect.sql). Rows are complete when inserted: ids,
+-- timestamps, prev_hash and row_hash are computed by the inserting function, never by a trigger,
+-- so pg_dump/pg_restore brings rows back byte-identical and verify_audit() still passes.
+
+-- One row per registered version of a playbook or check. Old versions are kept; the newest runs.
+CREATE TABLE repair.playbook_versions (
+    playbook_id   text        NOT NULL CHECK (playbook_id ~ '^[a-z][a-z0-9_]{0,62}$'),
+    version       integer     NOT NULL CHECK (version > 0),
+    kind          text        NOT NULL CHECK (kind IN ('playbook', 'check')),
+    hash          text        NOT NULL CHECK (hash ~ '^[0-9a-f]{64}$'),
+    canonical     text        NOT NULL,   -- the exact canonical JSON the hash was computed over
+    source        text        NOT NULL,   -- the file as registered
+    body_line     integer     NOT NULL,   -- file line of the body's first line (for positions)
+    lint          jsonb       NOT NULL DEFAULT '[]',  -- findings before waivers
+    registered_at timestamptz NOT NULL,
+    registered_by text        NOT NULL,
+    PRIMARY KEY (playbook_id, version)
+);
+
+-- Register / update / retire events, hash-chained per playbook.
+CREATE TABLE repair.registry_events (
+    event_id          uuid        PRIMARY KEY,
+    seq               bigserial   NOT NULL UNIQUE,
+    playbook_id       text        NOT NULL,
+    version           integer     NOT NULL,
+    action            text        NOT NULL CHECK (action IN ('new', 'updated', 'retired')),
+    hash              text        NOT NULL,
+    reason            text,
+    at                timestamptz NOT NULL,
+    session_user_name text        NOT NULL,
+    current_user_name text        NOT NULL,
+    prev_hash         text,
+    row_hash          text        NOT NULL
+);
+CREATE INDEX registry_events_chain ON repair.registry_events (playbook_id, seq);
+
+-- The audit trail of executions, hash-chained per playbook.
+CREATE TABLE repair.runs (
+    run_id              uuid        PRIMARY KEY,
+    seq                 bigserial   NOT NULL UNIQUE,
+    playbook_id         text        NOT NULL,
+    version             integer     NOT NULL,
+    expected_hash       text        NOT NULL,
+    actual_hash         text        NOT NULL,
+    started_at          timestamptz NOT NULL,
+    finished_at         timestamptz NOT NULL,
+    session_user_name   text        NOT NULL,
+    current_user_name   text        NOT NULL,
+    executed_as         text        NOT NULL,
+    declared_role       text        NOT NULL,
+    confirm_prod        boolean     NOT NULL,
+    reason              text        NOT NULL,
+    request_id          text,
+    status              text        NOT NULL CHECK (status IN ('SUCCESS', 'FAILED')),
+    error_code          text,
+    error_message       text CHECK (length(error_message) <= 1000),
+    missing_before      jsonb       NOT NULL DEFAULT '[]',
+    missing_after       jsonb       NOT NULL DEFAULT '[]',
+    statements_total    integer     NOT NULL,
+    statements_executed integer     NOT NULL,
+    duration_us         bigint      NOT NULL,
+    waivers             jsonb       NOT NULL DEFAULT '[]',
+    prev_hash           text,
+    row_hash            text        NOT NULL
+);
+CREATE INDEX runs_chain ON repair.runs (playbook_id, seq);
+CREATE INDEX runs_started ON repair.runs (started_at);
+
+-- Registered rows are data to keep: pg_dump dumps them (and the sequence positions).
+SELECT pg_catalog.pg_extension_config_dump('repair.playbook_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.registry_events', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.registry_events_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.runs_seq_seq', '');
+
+-- The current version of every playbook and check, with its lifecycle state.
+CREATE VIEW repair.playbooks AS
+SELECT v.playbook_id                                   AS id,
+       v.version,
+       v.kind,
+       v.hash,
+       c.doc ->> 'title'                               AS title,
+       c.doc ->> 'description'                         AS description,
+       CASE WHEN e.action = 'retired' THEN 'retired' ELSE 'active' END AS status,
+       ARRAY(SELECT pg_catalog.jsonb_array_elements_text(
+                 COALESCE(c.doc -> 'environments', '[]')))            AS environments,
+       ARRAY(SELECT pg_catalog.jsonb_array_elements_text(
+                 COALESCE(c.doc -> 'requires_before', '[]')))         AS requires_before,
+       ARRAY(SELECT pg_catalog.jsonb_array_elements_text(
+                 COALESCE(c.doc -> 'requires_after', '[]')))          AS requires_after,
+       (c.doc ->> 'lock_timeout_ms')::integer          AS lock_timeout_ms,
+       (c.doc ->> 'statement_timeout_ms')::integer     AS statement_timeout_ms,
+       (SELECT count(*) FROM pg_catalog.jsonb_array_elements(v.lint) f
+         WHERE f ->> 'severity' = 'error')::integer    AS lint_errors,
+       (SELECT count(*) FROM pg_catalog.jsonb_array_elements(v.lint) f
+         WHERE f ->> 'severity' = 'warning')::integer  AS lint_warnings,
+       COALESCE(c.doc -> 'waivers', '[]')              AS waivers,
+       v.registered_at,
+       v.registered_by
+  FROM repair.playbook_versions v
+  CROSS JOIN LATERAL (SELECT v.canonical::jsonb AS doc) c
+  LEFT JOIN LATERAL (SELECT ev.action FROM repair.registry_events ev
+                      WHERE ev.playbook_id = v.playbook_id
+                      ORDER BY ev.seq DESC LIMIT 1) e ON true
+ WHERE v.version = (SELECT max(v2.version) FROM repair.playbook_versions v2
+                     WHERE v2.playbook_id = v.playbook_id)
+ ORDER BY v.playbook_id;
