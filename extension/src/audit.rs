@@ -40,7 +40,7 @@ pub fn append(table: &str, playbook_id: &str, mut values: Map<String, Value>) ->
     // session before we got the lock is visible here.
     let prev: Option<String> = Spi::get_one_with_args(
         &format!(
-            "SELECT row_hash FROM repair.{table} WHERE playbook_id = $1 ORDER BY seq DESC LIMIT 1"
+            "SELECT (SELECT row_hash FROM repair.{table} WHERE playbook_id = $1 ORDER BY seq DESC LIMIT 1)"
         ),
         &[playbook_id.into()],
     )

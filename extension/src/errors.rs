@@ -234,7 +234,7 @@ pub fn caught_sqlstate(e: &CaughtError) -> String {
     }
     let code = report_of(e).sql_error_code() as c_int;
     let last = LAST_ERRCODE.load(Ordering::Relaxed);
-    if matches!(e, CaughtError::PostgresError(_)) && code == make_sqlstate("XX000") && last != 0 {
+    if code == make_sqlstate("XX000") && last != 0 {
         unpack_sqlstate(last)
     } else {
         unpack_sqlstate(code)

@@ -185,7 +185,7 @@ pub fn execute(req: &Request) -> Result<Value> {
     let (role, reason, current) = guarded(req)?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
-    let current_user = identity::current_user();
+    let current_user = identity::caller_user();
 
     let started_at = as_definer(now_text);
     let clock = Instant::now();

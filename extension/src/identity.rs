@@ -45,8 +45,10 @@ pub fn session_user() -> (pg_sys::Oid, String) {
     (oid, role_name(oid))
 }
 
-pub fn current_user() -> String {
-    role_name(unsafe { pg_sys::GetUserId() })
+/// The caller's current_user (SET ROLE included), as it was outside our SECURITY DEFINER
+/// functions, which switch the current user to the extension owner.
+pub fn caller_user() -> String {
+    role_name(unsafe { pg_sys::GetOuterUserId() })
 }
 
 /// Oid of a role by name, None if it does not exist.

@@ -67,7 +67,48 @@ unsafe fn refused(node: *mut pg_sys::Node) -> Option<&'static str> {
     }
 }
 
+mod raw {
+    use pgrx::pg_sys;
+    use std::ffi::c_char;
+    // Declared here, not taken from pg_sys: pgrx wraps its bindings in an FFI guard that turns a
+    // PostgreSQL ERROR into a Rust panic and re-raises it at the next guard with pgrx's closed
+    // error-code enum, so every error of every utility statement in the server (a custom
+    // SQLSTATE from a DO block, say) would come out as XX000. Called raw, the ERROR longjmps
+    // straight through our frame, which holds nothing that needs dropping.
+    unsafe extern "C-unwind" {
+        pub fn standard_ProcessUtility(
+            pstmt: *mut pg_sys::PlannedStmt,
+            query_string: *const c_char,
+            read_only_tree: bool,
+            context: pg_sys::ProcessUtilityContext::Type,
+            params: pg_sys::ParamListInfo,
+            query_env: *mut pg_sys::QueryEnvironment,
+            dest: *mut pg_sys::DestReceiver,
+            qc: *mut pg_sys::QueryCompletion,
+        );
+    }
+}
+
+/// Raises (through pgrx's guard) if the statement is one we refuse.
 #[pg_guard]
+unsafe extern "C-unwind" fn refuse_protected(pstmt: *mut pg_sys::PlannedStmt) {
+    unsafe {
+        if pg_sys::creating_extension {
+            return;
+        }
+        if let Some(what) = refused((*pstmt).utilityStmt) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("PROTECTED: {what} is refused"),
+                "It would silence or detach pg_repair's audit protection. To remove the \
+                 extension, use DROP EXTENSION pg_repair (it drops its data)."
+            );
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard] (see `raw`): nothing with a destructor lives in this frame.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
@@ -80,18 +121,7 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        let node = (*pstmt).utilityStmt;
-        if !pg_sys::creating_extension {
-            if let Some(what) = refused(node) {
-                ereport!(
-                    ERROR,
-                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    format!("PROTECTED: {what} is refused"),
-                    "It would silence or detach pg_repair's audit protection. To remove the \
-                     extension, use DROP EXTENSION pg_repair (it drops its data)."
-                );
-            }
-        }
+        refuse_protected(pstmt);
         match PREV_PROCESS_UTILITY {
             Some(prev) => prev(
                 pstmt,
@@ -103,7 +133,7 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
-            None => pg_sys::standard_ProcessUtility(
+            None => raw::standard_ProcessUtility(
                 pstmt,
                 query_string,
                 read_only_tree,

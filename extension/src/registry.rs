@@ -32,7 +32,7 @@ pub fn register(source: &str) -> Result<Registered> {
         .iter()
         .map(lint::Finding::to_json)
         .collect();
-    let (session, current) = (identity::session_user().1, identity::current_user());
+    let (session, current) = (identity::session_user().1, identity::caller_user());
     as_definer(|| {
         lock_playbook(&id);
         let latest: Option<(i32, String, String)> = Spi::connect(|c| {
@@ -134,7 +134,7 @@ fn append_event(
 
 pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
     let reason = crate::guards::reason(reason)?;
-    let (session, current) = (identity::session_user().1, identity::current_user());
+    let (session, current) = (identity::session_user().1, identity::caller_user());
     as_definer(|| {
         lock_playbook(id);
         let Some(current_version) = load(id) else {

@@ -1,1 +1,331 @@
-//! Test harness.
+//! Test harness: a scratch PostgreSQL 15 cluster per test process, with pg_repair preloaded,
+//! a fixed set of roles, and a fresh database (with the extension) per test.
+//!
+//! The extension must already be installed into the system PostgreSQL (scripts/test.sh does
+//! `cargo pgrx install --release` first). Clusters run as the unprivileged `pgtest` user when the
+//! tests run as root (initdb refuses root), live under /tmp/pg_repair_it, and are stopped by an
+//! atexit handler when the test process ends.
+
+use postgres::{Client, NoTls};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const ROOT: &str = "/tmp/pg_repair_it";
+const RUN_USER: &str = "pgtest";
+
+/// Roles every cluster has. Group roles are NOLOGIN; people are LOGIN.
+pub const ROLES_SQL: &str = "
+    CREATE ROLE repair_operators NOLOGIN;
+    CREATE ROLE repair_authors NOLOGIN;
+    CREATE ROLE repair_auditors NOLOGIN;
+    CREATE ROLE alice LOGIN IN ROLE repair_operators;   -- operator
+    CREATE ROLE bob LOGIN;                              -- nobody in particular
+    CREATE ROLE carol LOGIN IN ROLE repair_authors;     -- author
+    CREATE ROLE dave LOGIN IN ROLE repair_auditors;     -- auditor
+    CREATE ROLE admin2 LOGIN SUPERUSER;                 -- a second superuser
+    CREATE ROLE fixer NOLOGIN;                          -- a run_as target
+";
+
+/// Grants a superuser gives in each database, per duty.
+pub const GRANTS_SQL: &str = "
+    GRANT USAGE ON SCHEMA repair TO repair_operators, repair_authors, repair_auditors;
+    GRANT EXECUTE ON FUNCTION repair.register(text), repair.retire(text, text), repair.hash(text)
+        TO repair_authors;
+    GRANT EXECUTE ON FUNCTION repair.preview(text), repair.execute(text, text, text, boolean, text),
+        repair.hash(text) TO repair_operators;
+    GRANT SELECT ON ALL TABLES IN SCHEMA repair TO repair_auditors;
+    GRANT EXECUTE ON FUNCTION repair.verify_audit(), repair.audit_head() TO repair_auditors;
+    GRANT CREATE, USAGE ON SCHEMA public TO repair_operators, fixer;
+";
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+static STARTED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn stop_all_clusters() {
+    let dirs = STARTED.lock().map(|v| v.clone()).unwrap_or_default();
+    for dir in dirs {
+        let _ = pg_ctl(&dir, &["stop", "-m", "immediate", "-w"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a PostgreSQL binary as the cluster user.
+fn as_run_user(program: &str, args: &[&str]) -> Command {
+    let path = format!("{PG_BIN}/{program}");
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", RUN_USER, "--", "env", "-u", "RUST_BACKTRACE", &path]);
+        c
+    } else {
+        let mut c = Command::new(&path);
+        c.env_remove("RUST_BACKTRACE");
+        c
+    };
+    cmd.args(args);
+    cmd
+}
+
+fn pg_ctl(dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    let data = dir.join("data");
+    let log = dir.join("server.log");
+    let mut all = vec!["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()];
+    all.extend_from_slice(args);
+    as_run_user("pg_ctl", &all).output()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn extension_installed() -> bool {
+    Path::new("/usr/share/postgresql/15/extension/pg_repair.control").exists()
+        && Path::new("/usr/lib/postgresql/15/lib/pg_repair.so").exists()
+}
+
+impl Cluster {
+    /// The cluster of this test process, started on first use with the default settings:
+    /// db_role = staging, executors = repair_operators.
+    pub fn shared() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(|| Cluster::start(&[], true))
+    }
+
+    /// A new cluster with extra postgresql.conf lines; `preload` = pg_repair in
+    /// shared_preload_libraries plus the default repair.* settings.
+    pub fn start(extra_conf: &[&str], preload: bool) -> Cluster {
+        assert!(
+            extension_installed(),
+            "pg_repair is not installed into PostgreSQL 15: run scripts/test.sh (it runs `cargo pgrx install --release`)"
+        );
+        let name = format!(
+            "{}-{}-{}",
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s
+                    .to_string_lossy()
+                    .chars()
+                    .take(12)
+                    .collect::<String>()))
+                .unwrap_or_else(|| "t".into()),
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = Path::new(ROOT).join(name);
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", &format!("{RUN_USER}:{RUN_USER}"), ROOT])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(
+                ok,
+                "chown {ROOT} to {RUN_USER} (run scripts/setup.sh to create the user)"
+            );
+        }
+        let data = dir.join("data");
+        let out = as_run_user(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )
+        .output()
+        .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             fsync = off\nsynchronous_commit = on\nmax_connections = 60\nlog_line_prefix = '%m [%p] '\n",
+            dir.display()
+        );
+        if preload {
+            conf.push_str("shared_preload_libraries = 'pg_repair'\n");
+            // In postgresql.auto.conf, so that ALTER SYSTEM RESET really unsets them.
+            let auto = data.join("postgresql.auto.conf");
+            let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+            text.push_str("repair.db_role = 'staging'\nrepair.executors = 'repair_operators'\n");
+            std::fs::write(&auto, text).expect("postgresql.auto.conf");
+        }
+        for line in extra_conf {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        let conf_path = data.join("postgresql.conf");
+        let mut existing = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
+        existing.push_str(&conf);
+        std::fs::write(&conf_path, existing).expect("write postgresql.conf");
+        STARTED.lock().unwrap().push(dir.clone());
+        if STARTED.lock().unwrap().len() == 1 {
+            unsafe { libc::atexit(stop_all_clusters) };
+        }
+        let out = pg_ctl(&dir, &["start", "-w", "-t", "60"]).expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        let cluster = Cluster { dir, port };
+        cluster
+            .connect("postgres", "postgres")
+            .batch_execute(ROLES_SQL)
+            .expect("roles");
+        cluster
+    }
+
+    pub fn conninfo(&self, db: &str, user: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={db} user={user} connect_timeout=10",
+            self.port
+        )
+    }
+
+    pub fn url(&self, db: &str, user: &str) -> String {
+        format!("postgresql://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn connect(&self, db: &str, user: &str) -> Client {
+        Client::connect(&self.conninfo(db, user), NoTls)
+            .unwrap_or_else(|e| panic!("connect {user}@{db}: {e}"))
+    }
+
+    /// A new database with the extension and the standard grants.
+    pub fn fresh_db(&self, label: &str) -> String {
+        let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let db = format!(
+            "t_{}_{n}",
+            label
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        let mut su = self.connect("postgres", "postgres");
+        su.batch_execute(&format!("CREATE DATABASE {db}"))
+            .expect("create database");
+        let mut c = self.connect(&db, "postgres");
+        c.batch_execute("CREATE EXTENSION pg_repair")
+            .expect("create extension");
+        c.batch_execute(GRANTS_SQL).expect("grants");
+        db
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// ALTER SYSTEM SET (or RESET with None) and reload, then wait until new sessions see it.
+    pub fn set_conf(&self, settings: &[(&str, Option<&str>)]) {
+        let mut su = self.connect("postgres", "postgres");
+        for (name, value) in settings {
+            let sql = match value {
+                Some(v) => format!("ALTER SYSTEM SET {name} = '{}'", v.replace('\'', "''")),
+                None => format!("ALTER SYSTEM RESET {name}"),
+            };
+            su.batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        su.batch_execute("SELECT pg_reload_conf()").expect("reload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = self.connect("postgres", "postgres");
+            let all = settings.iter().all(|(name, value)| {
+                let got: Option<String> = c
+                    .query_one(&format!("SELECT current_setting('{name}', true)"), &[])
+                    .ok()
+                    .and_then(|r| r.get(0));
+                let want = value.map(str::to_string);
+                got.filter(|s| !s.is_empty()) == want.filter(|s| !s.is_empty())
+            });
+            if all {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "settings not visible after reload: {settings:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The default repair.* settings of a preloaded cluster.
+    pub fn reset_conf(&self) {
+        self.set_conf(&[
+            ("repair.db_role", Some("staging")),
+            ("repair.allow_prod", Some("off")),
+            ("repair.executors", Some("repair_operators")),
+            ("repair.run_as", Some("")),
+        ]);
+    }
+}
+
+/// The error a statement raised, as the server sent it.
+pub fn db_error<T: std::fmt::Debug>(r: Result<T, postgres::Error>) -> postgres::error::DbError {
+    let e = r.expect_err("expected an ERROR");
+    e.as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"))
+        .clone()
+}
+
+/// Registers a playbook source as `user`; returns (version, hash, status).
+pub fn register(c: &mut Client, source: &str) -> (i32, String, String) {
+    let row = c
+        .query_one(
+            "SELECT version, hash, status FROM repair.register($1)",
+            &[&source],
+        )
+        .expect("register");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Executes a playbook; returns the jsonb result.
+pub fn execute(
+    c: &mut Client,
+    id: &str,
+    hash: &str,
+    reason: &str,
+) -> Result<serde_json::Value, postgres::Error> {
+    c.query_one("SELECT repair.execute($1, $2, $3)", &[&id, &hash, &reason])
+        .map(|r| r.get(0))
+}
+
+/// A minimal staging playbook with the given body.
+pub fn playbook(id: &str, body: &str) -> String {
+    format!(
+        "-- repair: {id}\n-- title: test playbook {id}\n-- environments: staging, prod\n{body}\n"
+    )
+}
+
+/// Path of the repository root (for playbooks/ and the CLI binary).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}

@@ -9,7 +9,7 @@ use crate::output::{self, field};
 
 const COLUMNS: &str = "jsonb_build_object(\
     'run_id', run_id, 'playbook_id', playbook_id, 'version', version, 'status', status, \
-    'started_at', started_at, 'duration_ms', duration_ms, \
+    'started_at', started_at, 'duration_ms', duration_us / 1000.0, \
     'session_user_name', session_user_name, 'declared_role', declared_role, 'reason', reason, \
     'error_code', error_code, 'error_message', error_message, 'row_hash', row_hash)";
 
