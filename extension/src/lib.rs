@@ -190,10 +190,8 @@ mod tests {
 
     #[pg_test]
     fn split_counts_statements_with_positions() {
-        let s = crate::sqlparse::split(
-            "CREATE TABLE a(x int);\n  SELECT ';';\nDO $$ BEGIN NULL; END $$",
-        )
-        .unwrap();
+        let sql = "CREATE TABLE a(x int);\n  SELECT ';';\n\n-- note: next\n/* a /* nested */ one */ DO $$ BEGIN NULL; END $$";
+        let s = crate::sqlparse::split(sql).unwrap();
         let got: Vec<_> = s
             .iter()
             .map(|s| (s.n, s.line, s.col, s.tag.as_str()))
@@ -203,9 +201,11 @@ mod tests {
             vec![
                 (1, 1, 1, "CreateStmt"),
                 (2, 2, 3, "SelectStmt"),
-                (3, 3, 1, "DoStmt")
+                (3, 5, 25, "DoStmt")
             ]
         );
+        assert_eq!(s[1].sql, "SELECT ';'");
+        assert!(s[2].sql.starts_with("DO $$"));
     }
 
     #[pg_test]

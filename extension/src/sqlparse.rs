@@ -113,6 +113,9 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
         raw.into_iter()
             .enumerate()
             .map(|(i, (start, end, node))| {
+                // A statement's location is right after the previous semicolon: skip the
+                // whitespace and comments in between so positions point at its first token.
+                let start = (start + leading_noise(&sql[start..end])).min(end);
                 let (line, col) = line_col(sql, start);
                 Statement {
                     n: i + 1,
@@ -124,4 +127,38 @@ pub fn split(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
             })
             .collect()
     })
+}
+
+/// Length in bytes of the whitespace and comments (`--`, nested `/* */`) at the start of `s`.
+pub fn leading_noise(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if b[i..].starts_with(b"/*") {
+            let mut depth = 0usize;
+            while i < b.len() {
+                if b[i..].starts_with(b"/*") {
+                    depth += 1;
+                    i += 2;
+                } else if b[i..].starts_with(b"*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            return i;
+        }
+    }
 }

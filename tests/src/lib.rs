@@ -129,11 +129,15 @@ impl Cluster {
         let dir = Path::new(ROOT).join(name);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", &format!("{RUN_USER}:{RUN_USER}"), ROOT])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
+            // Only our own directory recursively: other test processes' clusters live beside it.
+            let owner = format!("{RUN_USER}:{RUN_USER}");
+            let chown = |args: &[&str]| {
+                Command::new("chown")
+                    .args(args)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let ok = chown(&[&owner, ROOT]) && chown(&["-R", &owner, dir.to_str().unwrap()]);
             assert!(
                 ok,
                 "chown {ROOT} to {RUN_USER} (run scripts/setup.sh to create the user)"

@@ -494,3 +494,21 @@ fn nothing_is_granted_to_public() {
         );
     }
 }
+
+#[test]
+fn errors_outside_execute_pass_through_the_utility_hook_unchanged() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("hookcode");
+    let e = db_error(c.connect(&db, "alice").batch_execute(
+        "DO $$ BEGIN RAISE EXCEPTION 'mine' USING ERRCODE = 'AB123', HINT = 'h'; END $$",
+    ));
+    assert_eq!(
+        (e.code().code(), e.message(), e.hint()),
+        ("AB123", "mine", Some("h"))
+    );
+    assert!(
+        e.where_().unwrap_or("").contains("PL/pgSQL"),
+        "{:?}",
+        e.where_()
+    );
+}

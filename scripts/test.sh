@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test, on a fresh machine too: installs what is missing (scripts/setup.sh), then
+#   1. formatting and clippy (warnings are errors)
+#   2. pure unit tests of the core crate (parser, canonical JSON, hashes)
+#   3. #[pg_test]s inside a pgrx-managed PostgreSQL 15
+#   4. installs the release build into the system PostgreSQL 15
+#   5. integration tests: scratch clusters with pg_repair preloaded, several roles, the real CLI
+# Clusters are started as the unprivileged `pgtest` user and stopped when the tests end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PGRX_PGDATA=/tmp/pg_repair_pgtest
+
+stop_leftover_clusters() {
+    for data in /tmp/pg_repair_it/*/data; do
+        [[ -f "$data/postmaster.pid" ]] || continue
+        runuser -u pgtest -- /usr/lib/postgresql/15/bin/pg_ctl -D "$data" stop -m immediate >/dev/null 2>&1 || true
+    done
+}
+trap stop_leftover_clusters EXIT
+stop_leftover_clusters
+rm -rf /tmp/pg_repair_it
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "core unit tests"
+cargo test -p pg_repair_core
+
+step "pgrx tests (in-server)"
+install -d -o pgtest -g pgtest "$PGRX_PGDATA"
+(cd extension && env -u RUST_BACKTRACE cargo pgrx test pg15 --runas pgtest --pgdata "$PGRX_PGDATA")
+
+step "install the release build"
+(cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG")
+
+step "integration tests (scratch clusters, roles, the CLI binary)"
+env -u RUST_BACKTRACE cargo test -p pg_repair_tests -p pgrepair
