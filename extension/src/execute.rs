@@ -341,7 +341,7 @@ fn run_statements(
             missing_after: vec![],
         },
         Err(e) => {
-            if let pgrx::pg_sys::panic::CaughtError::RustPanic { payload, .. } = &e {
+            if let pgrx::pg_sys::panic::CaughtError::RustPanic { payload, .. } = &*e {
                 if let Some(MissingAfter(m)) = payload.downcast_ref::<MissingAfter>() {
                     let (code, name) = Kind::RequiresAfterMissing.code_and_name();
                     drop(capture);
@@ -361,7 +361,7 @@ fn run_statements(
             if code == "57014" && !fired {
                 // The user's cancel or the session's own statement_timeout: never swallowed.
                 drop(capture);
-                e.rethrow();
+                (*e).rethrow();
             }
             let failing = statements.get(n as usize).map_or(0, |s| s.n);
             let message = if code == "57014" {

@@ -128,6 +128,7 @@ fn execute(
 /// Recompute every hash chain; names the first row that does not verify.
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
 fn verify_audit() -> TableIterator<
     'static,
     (

@@ -57,7 +57,7 @@ pub fn with_parsed<T>(
             unsafe { pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
         Ok(raw_statements(list, sql.len()))
     }))
-    .catch_others(Err)
+    .catch_others(|e| Err(Box::new(e)))
     .execute();
     let pos = last_error_position();
     drop(capture);

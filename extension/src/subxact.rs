@@ -7,7 +7,7 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
 
-pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, CaughtError> {
+pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, Box<CaughtError>> {
     let (old_cxt, old_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     unsafe {
@@ -16,7 +16,7 @@ pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, CaughtError> {
         pg_sys::MemoryContextSwitchTo(old_cxt);
     }
     let res = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
-        .catch_others(Err)
+        .catch_others(|e| Err(Box::new(e)))
         .execute();
     unsafe {
         if res.is_ok() {
