@@ -115,6 +115,8 @@ COMMENT ON FUNCTION repair.retire(text, text) IS
     'Retire a playbook (it can no longer run) with a reason; recorded in repair.registry_events';
 COMMENT ON FUNCTION repair.hash(text) IS
     'Canonical SHA-256 of a playbook or check file (the same value pgrepair hash computes offline)';
+COMMENT ON FUNCTION repair.lint(text) IS
+    'Lint a playbook or check file with PostgreSQL''s own parser: (rule, severity, statement, line, col, message), file positions';
 COMMENT ON FUNCTION repair.preview(text) IS
     'What repair.execute would do for this caller: guard verdicts, missing objects, statements, lint, waivers. Writes nothing';
 COMMENT ON FUNCTION repair.execute(text, text, text, boolean, text) IS

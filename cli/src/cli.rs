@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub const ABOUT: &str =
-    "Install, preview and execute pg_repair playbooks; read and verify the audit trail";
+    "Lint, install, preview and execute pg_repair playbooks; read and verify the audit trail";
 
 pub const LONG_ABOUT: &str = "\
 pgrepair is the command-line client of the pg_repair PostgreSQL extension. It registers repair
@@ -58,6 +58,31 @@ pub enum Command {
     ///   pgrepair hash playbooks/intent_issue_tables.sql
     #[command(verbatim_doc_comment)]
     Hash {
+        /// Playbook or check files (.sql).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+
+    /// Lint playbook/check files with the server's own parser (repair.lint), like a compiler.
+    ///
+    /// Each file's header is parsed locally first: a header problem is reported as
+    /// `FILE:LINE: parse error: message` and that file is not sent. The others go through
+    /// repair.lint() (needs EXECUTE on it), which parses the body with PostgreSQL's parser and
+    /// applies the lint rules (DROP, TRUNCATE, DELETE, UPDATE, non-idempotent CREATE, ...).
+    ///
+    /// Output: one `FILE:LINE:COL: severity[rule] message` line per finding (line and column
+    /// count from the top of the file, header included), then `N errors, M warnings in K files`.
+    /// With --json: [{file, findings: [{rule, severity, statement, line, col, message}],
+    /// parse_error: null | {line, message}}].
+    ///
+    /// Exit 1 if any file has an error finding, a parse error or cannot be read; warnings alone
+    /// exit 0.
+    ///
+    /// Example:
+    ///   pgrepair lint playbooks/*.sql
+    ///   pgrepair --json lint playbooks/intent_issue_tables.sql | jq '.[].findings[]'
+    #[command(verbatim_doc_comment)]
+    Lint {
         /// Playbook or check files (.sql).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -54,6 +54,7 @@ fn main() {
 fn dispatch(ctx: &Ctx, command: &Command) -> Result<i32, CliError> {
     match command {
         Command::Hash { files } => commands::hash::run(ctx, files),
+        Command::Lint { files } => commands::lint::run(ctx, files),
         Command::Install { dir } => commands::install::run(ctx, dir),
         Command::List => commands::list::run(ctx),
         Command::Preview { id } => commands::preview::run(ctx, id),

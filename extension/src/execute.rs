@@ -17,16 +17,30 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Set while a playbook's statements run (one backend = one thread).
+/// Set while a playbook's statements run (one backend = one thread), with what its current
+/// waivers allow at runtime. Only this module sets them; no user can.
 static RUNNING: AtomicBool = AtomicBool::new(false);
+static ALLOW_DELETE: AtomicBool = AtomicBool::new(false);
+static ALLOW_UPDATE: AtomicBool = AtomicBool::new(false);
 
 pub fn is_running() -> bool {
     RUNNING.load(Ordering::Relaxed)
 }
 
+/// Whether a waiver of this run lifts the runtime ban on DELETE / UPDATE (never DROP/TRUNCATE).
+pub fn runtime_allows(rule: &str) -> bool {
+    match rule {
+        "ban-delete" => ALLOW_DELETE.load(Ordering::Relaxed),
+        "ban-update" => ALLOW_UPDATE.load(Ordering::Relaxed),
+        _ => false,
+    }
+}
+
 struct RunningFlag;
 impl RunningFlag {
-    fn set() -> Self {
+    fn set(allow_delete: bool, allow_update: bool) -> Self {
+        ALLOW_DELETE.store(allow_delete, Ordering::Relaxed);
+        ALLOW_UPDATE.store(allow_update, Ordering::Relaxed);
         RUNNING.store(true, Ordering::Relaxed);
         RunningFlag
     }
@@ -34,6 +48,8 @@ impl RunningFlag {
 impl Drop for RunningFlag {
     fn drop(&mut self) {
         RUNNING.store(false, Ordering::Relaxed);
+        ALLOW_DELETE.store(false, Ordering::Relaxed);
+        ALLOW_UPDATE.store(false, Ordering::Relaxed);
     }
 }
 
@@ -218,14 +234,22 @@ pub fn execute(req: &Request) -> Result<Value> {
             vec![],
         )
     } else {
-        run_statements(
-            &statements,
-            target_oid,
+        let today = today();
+        let waived = |rule: &str| {
+            current
+                .waivers()
+                .iter()
+                .any(|w| w.rule == rule && w.until.as_str() >= today.as_str())
+        };
+        run_statements(&RunPlan {
+            statements: &statements,
+            target: target_oid,
             restricted,
             lock_ms,
             stmt_ms,
-            &requires_after,
-        )
+            requires_after: &requires_after,
+            allow: (waived("ban-delete"), waived("ban-update")),
+        })
     };
 
     let finished_at = as_definer(now_text);
@@ -295,21 +319,35 @@ pub fn execute(req: &Request) -> Result<Value> {
 /// Marker thrown inside the subtransaction to roll it back when requires-after objects are missing.
 struct MissingAfter(Vec<String>);
 
-fn run_statements(
-    statements: &[sqlparse::Statement],
+/// What run_statements needs: the statements and how to run them.
+struct RunPlan<'a> {
+    statements: &'a [sqlparse::Statement],
     target: pg_sys::Oid,
     restricted: bool,
     lock_ms: i32,
     stmt_ms: i32,
-    requires_after: &[String],
-) -> Outcome {
+    requires_after: &'a [String],
+    /// (DELETE, UPDATE) lifted at runtime by a current waiver.
+    allow: (bool, bool),
+}
+
+fn run_statements(plan: &RunPlan) -> Outcome {
+    let RunPlan {
+        statements,
+        target,
+        restricted,
+        lock_ms,
+        stmt_ms,
+        requires_after,
+        allow,
+    } = *plan;
     let executed = Cell::new(0i32);
     let lock_timeout = format!("{lock_ms}ms");
     timeout::reset();
     let capture = ErrCodeCapture::push();
     let res = in_subxact(|| {
         {
-            let _running = RunningFlag::set();
+            let _running = RunningFlag::set(allow.0, allow.1);
             // Identity is switched inside the subtransaction: its abort restores the user id too.
             let _as = AsUser::switch(target, restricted);
             with_gucs(&[(c"lock_timeout", lock_timeout.as_str())], || {
@@ -324,6 +362,12 @@ fn run_statements(
                     executed.set(executed.get() + 1);
                 }
             });
+        }
+        if guards::session_replication_role() != "origin" {
+            std::panic::panic_any(RepairError::new(
+                Kind::EnvDisabled,
+                "the playbook changed session_replication_role (rolled back)",
+            ));
         }
         let missing_after = missing(requires_after);
         if !missing_after.is_empty() {

@@ -5,15 +5,16 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 mod audit;
+mod classify;
 mod errors;
 mod execute;
 mod guards;
 mod guc_scope;
 mod gucs;
+mod hooks;
 mod identity;
 mod lint;
 mod preview;
-mod protect;
 mod registry;
 mod sqlparse;
 mod subxact;
@@ -39,7 +40,7 @@ pub extern "C-unwind" fn _PG_init() {
         );
     }
     gucs::init();
-    protect::install_hook();
+    hooks::install();
 }
 
 /// Parse, lint and store a playbook or check file.
@@ -85,6 +86,41 @@ fn retire(id: Option<&str>, reason: Option<&str>) {
 #[pg_extern(name = "hash", immutable, parallel_safe)]
 fn hash_source(source: &str) -> String {
     boundary(|| Ok(registry::parse(source)?.hash()))
+}
+
+/// Lint findings for a playbook or check file, positions in file lines and columns.
+#[pg_extern]
+#[allow(clippy::type_complexity)]
+fn lint(
+    source: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(rule, String),
+        name!(severity, String),
+        name!(statement, Option<i32>),
+        name!(line, i32),
+        name!(col, i32),
+        name!(message, String),
+    ),
+> {
+    boundary(|| {
+        let parsed = registry::parse(source)?;
+        let rows: Vec<_> = lint::lint_body(parsed.sql(), parsed.body_line())
+            .into_iter()
+            .map(|f| {
+                (
+                    f.rule.to_string(),
+                    f.severity.as_str().to_string(),
+                    f.statement.map(|n| n as i32),
+                    f.line as i32,
+                    f.col as i32,
+                    f.message,
+                )
+            })
+            .collect();
+        Ok(TableIterator::new(rows))
+    })
 }
 
 /// What execute would do for this caller (guards, missing objects, statements, lint, waivers).
@@ -171,7 +207,7 @@ fn audit_head() -> String {
 /// Internal: true only while CREATE/ALTER EXTENSION pg_repair runs its script.
 #[pg_extern(name = "_in_extension_script", volatile)]
 fn in_extension_script() -> bool {
-    protect::in_extension_script()
+    hooks::in_extension_script()
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -1,9 +1,8 @@
-//! Lint findings for a registered body. This rules: the body must parse with the
-//! server's parser and contain at least one statement. Statement-level rules plug in at
-//! `statement_findings`.
+//! Lint findings for a body: parsed with the server's own parser, each statement's parse tree
+//! classified against the rules (classify.rs), positions in file coordinates; and waivers.
 
-use crate::sqlparse;
-use pg_repair_core::{Severity, Waiver};
+use crate::{classify, sqlparse};
+use pg_repair_core::{severity_of, Severity, Waiver};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +33,35 @@ impl Finding {
 /// Findings for a body whose first line is line `body_line` of its file.
 pub fn lint_body(sql: &str, body_line: u32) -> Vec<Finding> {
     let to_file_line = |l: u32| l + body_line - 1;
-    match sqlparse::split(sql) {
-        Err(e) => vec![Finding {
+    let parsed = sqlparse::with_statements(sql, |stmts| {
+        if stmts.is_empty() {
+            return vec![Finding {
+                rule: "empty-body",
+                severity: Severity::Error,
+                statement: None,
+                line: body_line,
+                col: 1,
+                message: "the body has no SQL statement (only comments or semicolons)".into(),
+            }];
+        }
+        stmts
+            .iter()
+            .flat_map(|(stmt, node)| {
+                classify::classify(*node)
+                    .into_iter()
+                    .map(move |hit| Finding {
+                        rule: hit.rule,
+                        severity: severity_of(hit.rule).unwrap_or(Severity::Error),
+                        statement: Some(stmt.n),
+                        line: to_file_line(stmt.line),
+                        col: stmt.col,
+                        message: hit.message,
+                    })
+            })
+            .collect()
+    });
+    parsed.unwrap_or_else(|e| {
+        vec![Finding {
             rule: "syntax-error",
             severity: Severity::Error,
             statement: None,
@@ -45,24 +71,8 @@ pub fn lint_body(sql: &str, body_line: u32) -> Vec<Finding> {
                 "{} (fix the SQL so PostgreSQL's parser accepts it)",
                 e.message
             ),
-        }],
-        Ok(stmts) if stmts.is_empty() => vec![Finding {
-            rule: "empty-body",
-            severity: Severity::Error,
-            statement: None,
-            line: body_line,
-            col: 1,
-            message: "the body has no SQL statement (only comments or semicolons)".into(),
-        }],
-        Ok(stmts) => stmts
-            .iter()
-            .flat_map(|s| statement_findings(s, to_file_line(s.line)))
-            .collect(),
-    }
-}
-
-fn statement_findings(_stmt: &sqlparse::Statement, _file_line: u32) -> Vec<Finding> {
-    Vec::new()
+        }]
+    })
 }
 
 /// Findings stored as jsonb back into (rule, severity) pairs, for guard 7 and preview.

@@ -107,26 +107,55 @@ pub fn node_tag(node: *mut pg_sys::Node) -> String {
     tag.trim_start_matches("T_").to_string()
 }
 
-/// The statements of `sql`, in order.
-pub fn split(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+/// The command tag PostgreSQL reports for a statement, e.g. "DROP TABLE".
+pub fn command_tag(node: *mut pg_sys::Node) -> String {
+    if node.is_null() {
+        return "statement".into();
+    }
+    unsafe {
+        let name = pg_sys::GetCommandTagName(pg_sys::CreateCommandTag(node));
+        if name.is_null() {
+            node_tag(node)
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
+/// The statements of `sql` with their parse trees, valid only inside `f` (they live in the
+/// call's memory context).
+pub fn with_statements<T>(
+    sql: &str,
+    f: impl FnOnce(Vec<(Statement, *mut pg_sys::Node)>) -> T,
+) -> Result<T, SyntaxError> {
     with_parsed(sql, |raw| {
-        raw.into_iter()
+        let stmts = raw
+            .into_iter()
             .enumerate()
             .map(|(i, (start, end, node))| {
                 // A statement's location is right after the previous semicolon: skip the
                 // whitespace and comments in between so positions point at its first token.
                 let start = (start + leading_noise(&sql[start..end])).min(end);
                 let (line, col) = line_col(sql, start);
-                Statement {
+                let stmt = Statement {
                     n: i + 1,
                     sql: sql[start..end].trim_end().to_string(),
                     line,
                     col,
                     tag: node_tag(node),
-                }
+                };
+                (stmt, node)
             })
-            .collect()
+            .collect();
+        f(stmts)
     })
+}
+
+/// The statements of `sql`, in order.
+pub fn split(sql: &str) -> Result<Vec<Statement>, SyntaxError> {
+    with_statements(sql, |stmts| stmts.into_iter().map(|(s, _)| s).collect())
 }
 
 /// Length in bytes of the whitespace and comments (`--`, nested `/* */`) at the start of `s`.

@@ -33,10 +33,10 @@ pub const ROLES_SQL: &str = "
 /// Grants a superuser gives in each database, per duty.
 pub const GRANTS_SQL: &str = "
     GRANT USAGE ON SCHEMA repair TO repair_operators, repair_authors, repair_auditors;
-    GRANT EXECUTE ON FUNCTION repair.register(text), repair.retire(text, text), repair.hash(text)
-        TO repair_authors;
+    GRANT EXECUTE ON FUNCTION repair.register(text), repair.retire(text, text), repair.hash(text),
+        repair.lint(text) TO repair_authors;
     GRANT EXECUTE ON FUNCTION repair.preview(text), repair.execute(text, text, text, boolean, text),
-        repair.hash(text) TO repair_operators;
+        repair.hash(text), repair.lint(text) TO repair_operators;
     GRANT SELECT ON ALL TABLES IN SCHEMA repair TO repair_auditors;
     GRANT EXECUTE ON FUNCTION repair.verify_audit(), repair.audit_head() TO repair_auditors;
     GRANT CREATE, USAGE ON SCHEMA public TO repair_operators, fixer;

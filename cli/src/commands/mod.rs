@@ -5,6 +5,7 @@ pub mod audit;
 pub mod execute;
 pub mod hash;
 pub mod install;
+pub mod lint;
 pub mod list;
 pub mod preview;
 pub mod runs;

@@ -1,18 +1,29 @@
-//! What event triggers cannot see: ALTER EVENT TRIGGER on our protection triggers, ALTER
-//! EXTENSION pg_repair ADD/DROP (detaching objects from the extension), and DROP SCHEMA repair
-//! (which would drop the extension before sql_drop fires). Refused outside extension scripts by a
-//! ProcessUtility hook that always chains to the previous one.
+//! The preloaded hooks. Both always chain to the previous hook, and cost one flag check when no
+//! playbook runs.
+//!
+//! ProcessUtility: refuses what event triggers cannot see — ALTER EVENT TRIGGER on our
+//! protection triggers, ALTER EXTENSION pg_repair ADD/DROP (detaching objects), DROP SCHEMA
+//! repair (which drops the extension before sql_drop fires) — outside extension scripts; and,
+//! while a playbook runs, every utility statement the runtime bans (DROP, TRUNCATE, ALTER TABLE
+//! … DROP, ALTER SYSTEM, role changes and management, session_replication_role), however the
+//! playbook reached it (DO, functions, EXECUTE, triggers).
+//!
+//! ExecutorStart: while a playbook runs, refuses DELETE and UPDATE (also MERGE, ON CONFLICT DO
+//! UPDATE and data-modifying CTEs) unless a current waiver of the playbook lifts that rule.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, CStr};
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
-pub fn install_hook() {
+pub fn install() {
     unsafe {
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
     }
 }
 
@@ -86,13 +97,29 @@ mod raw {
             dest: *mut pg_sys::DestReceiver,
             qc: *mut pg_sys::QueryCompletion,
         );
+        pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: std::ffi::c_int);
     }
+}
+
+fn runtime_blocked(what: &str, why: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("RUNTIME_BLOCKED: {what} is refused while a playbook runs"),
+        format!("{why} The run fails and everything it did is rolled back.")
+    );
 }
 
 /// Raises (through pgrx's guard) if the statement is one we refuse.
 #[pg_guard]
 unsafe extern "C-unwind" fn refuse_protected(pstmt: *mut pg_sys::PlannedStmt) {
     unsafe {
+        if crate::execute::is_running() {
+            if let Some(hit) = crate::classify::runtime_refusal((*pstmt).utilityStmt) {
+                let what = crate::sqlparse::command_tag((*pstmt).utilityStmt);
+                runtime_blocked(&format!("{what} ({})", hit.rule), &hit.message);
+            }
+        }
         if pg_sys::creating_extension {
             return;
         }
@@ -143,6 +170,77 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
+        }
+    }
+}
+
+/// The first refused DML operation in a plan: the top of the main plan and of every subplan
+/// (data-modifying CTEs) is a ModifyTable node when the (sub)query writes.
+unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &'static str)> {
+    unsafe {
+        let mut plans = vec![(*stmt).planTree];
+        let subplans = (*stmt).subplans;
+        if !subplans.is_null() {
+            for i in 0..(*subplans).length as usize {
+                plans.push((*(*subplans).elements.add(i)).ptr_value as *mut pg_sys::Plan);
+            }
+        }
+        for plan in plans {
+            if plan.is_null() || (*plan).type_ != pg_sys::NodeTag::T_ModifyTable {
+                continue;
+            }
+            let mt = &*(plan as *mut pg_sys::ModifyTable);
+            let hit = match mt.operation {
+                pg_sys::CmdType::CMD_DELETE => Some(("DELETE", "ban-delete")),
+                pg_sys::CmdType::CMD_UPDATE => Some(("UPDATE", "ban-update")),
+                pg_sys::CmdType::CMD_MERGE => Some(("MERGE", "ban-update")),
+                pg_sys::CmdType::CMD_INSERT
+                    if mt.onConflictAction == pg_sys::OnConflictAction::ONCONFLICT_UPDATE =>
+                {
+                    Some(("INSERT … ON CONFLICT DO UPDATE", "ban-update"))
+                }
+                _ => None,
+            };
+            if let Some((what, rule)) = hit {
+                if !crate::execute::runtime_allows(rule) {
+                    return Some((what, rule));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse_dml(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: std::ffi::c_int,
+) {
+    unsafe {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as std::ffi::c_int != 0 {
+            return;
+        }
+        if let Some((what, rule)) = refused_dml((*query_desc).plannedstmt) {
+            runtime_blocked(
+                &format!("{what} ({rule})"),
+                "Playbooks restore structure; they do not change or remove rows (a current waiver of the playbook can lift ban-delete/ban-update).",
+            );
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard], like process_utility.
+unsafe extern "C-unwind" fn executor_start(
+    query_desc: *mut pg_sys::QueryDesc,
+    eflags: std::ffi::c_int,
+) {
+    unsafe {
+        if crate::execute::is_running() {
+            refuse_dml(query_desc, eflags);
+        }
+        match PREV_EXECUTOR_START {
+            Some(prev) => prev(query_desc, eflags),
+            None => raw::standard_ExecutorStart(query_desc, eflags),
         }
     }
 }

@@ -1,0 +1,377 @@
+//! `pgrepair lint FILE…`: lint playbook / check files with the server's own parser
+//! (`repair.lint`), printed like a compiler: `FILE:LINE:COL: severity[rule] message`.
+//!
+//! Every file is read and its header parsed locally first (with `pg_repair_core`); a file whose
+//! header does not parse is reported as `FILE:LINE: parse error: message` and never sent. The
+//! server is contacted only when at least one file parsed. Exit 1 when any file has an
+//! error-level finding, a parse error or cannot be read; warnings alone exit 0.
+
+use std::path::{Path, PathBuf};
+
+use postgres::Client;
+use serde_json::{json, Value};
+
+use crate::commands::Ctx;
+use crate::error::CliError;
+use crate::exit;
+use crate::output;
+
+const LINT_SQL: &str =
+    "SELECT rule, severity, statement, line, col, message FROM repair.lint($1::text)";
+
+/// SQLSTATE `repair.lint` raises for a file that does not parse as a playbook / check.
+const INVALID_PARAMETER_VALUE: &str = "22023";
+/// SQLSTATE of "function repair.lint(text) does not exist" (an older extension).
+const UNDEFINED_FUNCTION: &str = "42883";
+
+/// One finding as `repair.lint` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: String,
+    pub statement: Option<i32>,
+    pub line: Option<i32>,
+    pub col: Option<i32>,
+    pub message: String,
+}
+
+/// A file that could not be linted: unreadable, not UTF-8, or a header that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    /// 1-based line, when one applies.
+    pub line: Option<u32>,
+    pub message: String,
+    /// `parse error: …` (a header problem) rather than a plain `FILE: message`.
+    pub is_parse_error: bool,
+}
+
+/// What linting one file produced.
+#[derive(Debug)]
+pub struct FileReport {
+    pub file: String,
+    pub findings: Vec<Finding>,
+    pub problem: Option<FileProblem>,
+}
+
+impl FileReport {
+    fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity != "warning")
+            .count()
+            + usize::from(self.problem.is_some())
+    }
+
+    fn warnings(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == "warning")
+            .count()
+    }
+}
+
+pub fn run(ctx: &Ctx, files: &[PathBuf]) -> Result<i32, CliError> {
+    // 1. Read and parse everything locally; only files that parse go to the server.
+    let mut reports = Vec::with_capacity(files.len());
+    let mut texts: Vec<Option<String>> = Vec::with_capacity(files.len());
+    for path in files {
+        let (report, text) = load(path);
+        reports.push(report);
+        texts.push(text);
+    }
+
+    // 2. One session for all of them, opened only if something is to be sent.
+    if texts.iter().any(Option::is_some) {
+        let mut client = ctx.connect()?;
+        for (report, text) in reports.iter_mut().zip(&texts) {
+            if let Some(text) = text {
+                lint_one(&mut client, report, text)?;
+            }
+        }
+    }
+
+    // 3. Report.
+    let errors: usize = reports.iter().map(FileReport::errors).sum();
+    let warnings: usize = reports.iter().map(FileReport::warnings).sum();
+    if ctx.json {
+        output::emit_json(&to_json(&reports));
+    } else {
+        let mut text = String::new();
+        for r in &reports {
+            for line in human_lines(r) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&summary(errors, warnings, reports.len()));
+        output::emit(&text);
+    }
+    Ok(if errors > 0 { exit::FAILED } else { exit::OK })
+}
+
+/// Reads and parses one file. The text comes back only when the header parsed.
+fn load(path: &Path) -> (FileReport, Option<String>) {
+    let file = path.display().to_string();
+    let mut report = FileReport {
+        file,
+        findings: Vec::new(),
+        problem: None,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            report.problem = Some(FileProblem {
+                line: None,
+                message: format!("cannot read: {}", io_reason(&e)),
+                is_parse_error: false,
+            });
+            return (report, None);
+        }
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        report.problem = Some(FileProblem {
+            line: None,
+            message: "not valid UTF-8".to_string(),
+            is_parse_error: false,
+        });
+        return (report, None);
+    };
+    if let Err(e) = pg_repair_core::parse(&text) {
+        report.problem = Some(FileProblem {
+            line: Some(e.line),
+            message: e.message,
+            is_parse_error: true,
+        });
+        return (report, None);
+    }
+    (report, Some(text))
+}
+
+/// Runs `repair.lint` on one file. A PARSE_ERROR from the server (the extension's parser
+/// disagrees with ours: different versions) becomes that file's parse error; any other server
+/// error stops the command.
+fn lint_one(client: &mut Client, report: &mut FileReport, text: &str) -> Result<(), CliError> {
+    let rows = match client.query(LINT_SQL, &[&text]) {
+        Ok(rows) => rows,
+        Err(e) => {
+            if let Some(db) = e.as_db_error() {
+                let code = db.code().code();
+                if code == INVALID_PARAMETER_VALUE {
+                    if let Some((line, message)) = server_parse_error(db.message()) {
+                        report.problem = Some(FileProblem {
+                            line,
+                            message,
+                            is_parse_error: true,
+                        });
+                        return Ok(());
+                    }
+                }
+                if code == UNDEFINED_FUNCTION {
+                    return Err(CliError::from_pg(e, Some(report.file.clone())).with_note(
+                        "this server's pg_repair has no repair.lint(text): \
+                         update the extension (ALTER EXTENSION pg_repair UPDATE)",
+                    ));
+                }
+            }
+            return Err(CliError::from_pg(e, Some(report.file.clone())));
+        }
+    };
+    for row in rows {
+        let finding = (|| -> Result<Finding, postgres::Error> {
+            Ok(Finding {
+                rule: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
+                severity: row
+                    .try_get::<_, Option<String>>(1)?
+                    .unwrap_or_else(|| "error".to_string()),
+                statement: row.try_get(2)?,
+                line: row.try_get(3)?,
+                col: row.try_get(4)?,
+                message: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
+            })
+        })()
+        .map_err(|e| CliError::from_pg(e, Some(report.file.clone())))?;
+        report.findings.push(finding);
+    }
+    Ok(())
+}
+
+/// `PARSE_ERROR: line N: message` → (Some(N), message).
+fn server_parse_error(message: &str) -> Option<(Option<u32>, String)> {
+    let rest = message.strip_prefix("PARSE_ERROR:")?.trim_start();
+    if let Some(after) = rest.strip_prefix("line ") {
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse::<u32>() {
+            let msg = after[digits.len()..]
+                .trim_start_matches(':')
+                .trim()
+                .to_string();
+            return Some((Some(n), msg));
+        }
+    }
+    Some((None, rest.to_string()))
+}
+
+/// The compiler-style lines of one file.
+pub fn human_lines(r: &FileReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(p) = &r.problem {
+        let prefix = if p.is_parse_error {
+            "parse error: "
+        } else {
+            ""
+        };
+        let message = one_line(&p.message);
+        lines.push(match p.line {
+            Some(l) => format!("{}:{l}: {prefix}{message}", r.file),
+            None => format!("{}: {prefix}{message}", r.file),
+        });
+    }
+    for f in &r.findings {
+        let at = match (f.line, f.col) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", r.file),
+            (Some(l), None) => format!("{}:{l}", r.file),
+            _ => r.file.clone(),
+        };
+        lines.push(format!(
+            "{at}: {}[{}] {}",
+            f.severity,
+            f.rule,
+            one_line(&f.message)
+        ));
+    }
+    lines
+}
+
+/// `2 errors, 1 warning in 3 files`.
+pub fn summary(errors: usize, warnings: usize, files: usize) -> String {
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "{}, {} in {}",
+        plural(errors, "error"),
+        plural(warnings, "warning"),
+        plural(files, "file")
+    )
+}
+
+/// `[{file, findings: [{rule, severity, statement, line, col, message}], parse_error}]`.
+/// `parse_error` is `{line, message}` (line null when none applies, e.g. an unreadable file).
+pub fn to_json(reports: &[FileReport]) -> Value {
+    Value::Array(
+        reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "file": r.file,
+                    "findings": r.findings.iter().map(|f| json!({
+                        "rule": f.rule,
+                        "severity": f.severity,
+                        "statement": f.statement,
+                        "line": f.line,
+                        "col": f.col,
+                        "message": f.message,
+                    })).collect::<Vec<_>>(),
+                    "parse_error": r.problem.as_ref().map(|p| json!({
+                        "line": p.line,
+                        "message": p.message,
+                    })),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim_end).collect::<Vec<_>>().join(" / ")
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &str, severity: &str, line: Option<i32>, col: Option<i32>) -> Finding {
+        Finding {
+            rule: rule.into(),
+            severity: severity.into(),
+            statement: Some(1),
+            line,
+            col,
+            message: "msg".into(),
+        }
+    }
+
+    #[test]
+    fn summary_pluralizes() {
+        assert_eq!(summary(0, 0, 1), "0 errors, 0 warnings in 1 file");
+        assert_eq!(summary(1, 1, 2), "1 error, 1 warning in 2 files");
+    }
+
+    #[test]
+    fn compiler_style_lines() {
+        let r = FileReport {
+            file: "p.sql".into(),
+            findings: vec![
+                finding("ban-drop", "error", Some(5), Some(1)),
+                finding("warn-dynamic-sql", "warning", Some(7), None),
+                finding("empty-body", "error", None, None),
+            ],
+            problem: None,
+        };
+        assert_eq!(
+            human_lines(&r),
+            vec![
+                "p.sql:5:1: error[ban-drop] msg",
+                "p.sql:7: warning[warn-dynamic-sql] msg",
+                "p.sql: error[empty-body] msg",
+            ]
+        );
+        assert_eq!((r.errors(), r.warnings()), (2, 1));
+    }
+
+    #[test]
+    fn problems_render_with_and_without_line() {
+        let mut r = FileReport {
+            file: "b.sql".into(),
+            findings: vec![],
+            problem: Some(FileProblem {
+                line: Some(3),
+                message: "unknown key `colour`".into(),
+                is_parse_error: true,
+            }),
+        };
+        assert_eq!(
+            human_lines(&r),
+            vec!["b.sql:3: parse error: unknown key `colour`"]
+        );
+        r.problem = Some(FileProblem {
+            line: None,
+            message: "not valid UTF-8".into(),
+            is_parse_error: false,
+        });
+        assert_eq!(human_lines(&r), vec!["b.sql: not valid UTF-8"]);
+        assert_eq!(r.errors(), 1);
+        let j = to_json(&[r]);
+        assert_eq!(j[0]["parse_error"]["line"], Value::Null);
+        assert_eq!(j[0]["findings"], json!([]));
+    }
+
+    #[test]
+    fn server_parse_errors_are_split() {
+        assert_eq!(
+            server_parse_error("PARSE_ERROR: line 3: unknown key `x`"),
+            Some((Some(3), "unknown key `x`".to_string()))
+        );
+        assert_eq!(
+            server_parse_error("PARSE_ERROR: empty file"),
+            Some((None, "empty file".to_string()))
+        );
+        assert_eq!(server_parse_error("something else"), None);
+    }
+}

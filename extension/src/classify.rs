@@ -1,0 +1,377 @@
+//! Classifying parse trees (from PostgreSQL's own raw parser) against the lint rules. Used
+//! statically by lint (every statement of a body) and at runtime by the hooks (every utility
+//! statement a running playbook reaches, however it got there).
+
+// One match arm per node type, each testing that node's own flags, reads better than guards.
+#![allow(clippy::collapsible_match)]
+
+use pgrx::pg_sys::{self, NodeTag as T};
+use std::ffi::CStr;
+
+/// One rule a statement breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Hit {
+    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Hit {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parse trees nested deeper than this are reported instead of walked further.
+const MAX_DEPTH: usize = 64;
+
+unsafe fn nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+    if list.is_null() {
+        return vec![];
+    }
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
+            .collect()
+    }
+}
+
+unsafe fn text(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+unsafe fn tag(node: *mut pg_sys::Node) -> Option<pg_sys::NodeTag> {
+    if node.is_null() {
+        None
+    } else {
+        Some(unsafe { (*node).type_ })
+    }
+}
+
+/// DefElem names in an option list (e.g. EXPLAIN (ANALYZE), REINDEX (CONCURRENTLY)).
+unsafe fn option_names(list: *mut pg_sys::List) -> Vec<String> {
+    unsafe {
+        nodes(list)
+            .into_iter()
+            .filter(|n| tag(*n) == Some(T::T_DefElem))
+            .map(|n| text((*(n as *mut pg_sys::DefElem)).defname).to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// The rules `node` breaks (empty: it is fine).
+pub fn classify(node: *mut pg_sys::Node) -> Vec<Hit> {
+    let mut out = Vec::new();
+    unsafe { walk(node, 0, &mut out) };
+    out
+}
+
+unsafe fn walk_with(with: *mut pg_sys::WithClause, depth: usize, out: &mut Vec<Hit>) {
+    if with.is_null() {
+        return;
+    }
+    unsafe {
+        for cte in nodes((*with).ctes) {
+            let q = (*(cte as *mut pg_sys::CommonTableExpr)).ctequery;
+            if matches!(
+                tag(q),
+                Some(T::T_InsertStmt | T::T_UpdateStmt | T::T_DeleteStmt | T::T_MergeStmt)
+            ) {
+                out.push(Hit::new(
+                    "ban-data-modifying-cte",
+                    format!(
+                        "data-modifying WITH query ({}): playbooks must not change rows; move row changes out of the playbook",
+                        label(q)
+                    ),
+                ));
+            }
+            walk(q, depth + 1, out);
+        }
+    }
+}
+
+fn label(node: *mut pg_sys::Node) -> &'static str {
+    match unsafe { tag(node) } {
+        Some(T::T_InsertStmt) => "INSERT",
+        Some(T::T_UpdateStmt) => "UPDATE",
+        Some(T::T_DeleteStmt) => "DELETE",
+        Some(T::T_MergeStmt) => "MERGE",
+        _ => "statement",
+    }
+}
+
+const NOT_IN_TXN: &str = "cannot run inside a transaction, and a playbook runs in one";
+
+unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
+    let Some(t) = (unsafe { tag(node) }) else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        out.push(Hit::new(
+            "syntax-error",
+            "statement nested too deeply to verify; simplify it",
+        ));
+        return;
+    }
+    unsafe {
+        match t {
+            T::T_DropStmt => {
+                let s = &*(node as *mut pg_sys::DropStmt);
+                out.push(Hit::new("ban-drop", "DROP removes objects and data; a repair playbook only creates or restores (write CREATE … IF NOT EXISTS)"));
+                if s.concurrent {
+                    out.push(Hit::new("ban-non-transactional", format!("DROP … CONCURRENTLY {NOT_IN_TXN}")));
+                }
+            }
+            T::T_DropOwnedStmt | T::T_DropdbStmt | T::T_DropTableSpaceStmt | T::T_DropSubscriptionStmt
+            | T::T_DropUserMappingStmt => {
+                out.push(Hit::new("ban-drop", "DROP removes objects and data; a repair playbook only creates or restores"));
+                if t == T::T_DropdbStmt {
+                    out.push(Hit::new("ban-non-transactional", format!("DROP DATABASE {NOT_IN_TXN}")));
+                }
+            }
+            T::T_TruncateStmt => out.push(Hit::new("ban-truncate", "TRUNCATE deletes every row; a repair playbook must not remove data")),
+            T::T_DeleteStmt => {
+                let s = &*(node as *mut pg_sys::DeleteStmt);
+                out.push(Hit::new("ban-delete", "DELETE removes rows; a repair playbook must not remove data (clean up data in a reviewed migration instead)"));
+                walk_with(s.withClause, depth, out);
+            }
+            T::T_UpdateStmt => {
+                let s = &*(node as *mut pg_sys::UpdateStmt);
+                out.push(Hit::new("ban-update", "UPDATE rewrites rows; a repair playbook restores structure, not data"));
+                walk_with(s.withClause, depth, out);
+            }
+            T::T_InsertStmt => {
+                let s = &*(node as *mut pg_sys::InsertStmt);
+                if !s.onConflictClause.is_null()
+                    && (*s.onConflictClause).action == pg_sys::OnConflictAction::ONCONFLICT_UPDATE
+                {
+                    out.push(Hit::new("ban-update", "INSERT … ON CONFLICT DO UPDATE rewrites existing rows; use ON CONFLICT DO NOTHING"));
+                }
+                walk_with(s.withClause, depth, out);
+                walk(s.selectStmt, depth + 1, out);
+            }
+            T::T_MergeStmt => {
+                let s = &*(node as *mut pg_sys::MergeStmt);
+                for w in nodes(s.mergeWhenClauses) {
+                    match (*(w as *mut pg_sys::MergeWhenClause)).commandType {
+                        pg_sys::CmdType::CMD_UPDATE => out.push(Hit::new("ban-update", "MERGE … THEN UPDATE rewrites rows")),
+                        pg_sys::CmdType::CMD_DELETE => out.push(Hit::new("ban-delete", "MERGE … THEN DELETE removes rows")),
+                        _ => {}
+                    }
+                }
+                walk_with(s.withClause, depth, out);
+            }
+            T::T_SelectStmt => {
+                let s = &*(node as *mut pg_sys::SelectStmt);
+                walk_with(s.withClause, depth, out);
+                if !s.intoClause.is_null() {
+                    out.push(Hit::new("require-if-not-exists", "SELECT … INTO creates a table and fails when it exists; use CREATE TABLE IF NOT EXISTS … AS"));
+                }
+                walk(s.larg as *mut pg_sys::Node, depth + 1, out);
+                walk(s.rarg as *mut pg_sys::Node, depth + 1, out);
+            }
+            T::T_AlterTableStmt => {
+                let s = &*(node as *mut pg_sys::AlterTableStmt);
+                for c in nodes(s.cmds) {
+                    let cmd = &*(c as *mut pg_sys::AlterTableCmd);
+                    use pg_sys::AlterTableType as A;
+                    let what = match cmd.subtype {
+                        A::AT_DropColumn => Some("DROP COLUMN"),
+                        A::AT_DropConstraint => Some("DROP CONSTRAINT"),
+                        A::AT_DropNotNull => Some("DROP NOT NULL"),
+                        A::AT_DropIdentity => Some("DROP IDENTITY"),
+                        A::AT_DropExpression => Some("DROP EXPRESSION"),
+                        A::AT_DropInherit => Some("NO INHERIT"),
+                        A::AT_DetachPartition => Some("DETACH PARTITION"),
+                        _ => None,
+                    };
+                    if let Some(what) = what {
+                        out.push(Hit::new("ban-alter-table-drop", format!("ALTER TABLE … {what} removes structure or data; a repair playbook only adds")));
+                    }
+                    if cmd.subtype == A::AT_AddColumn && !cmd.missing_ok {
+                        out.push(Hit::new("require-if-not-exists", "ALTER TABLE … ADD COLUMN fails on a second run; write ADD COLUMN IF NOT EXISTS"));
+                    }
+                    if cmd.subtype == A::AT_DetachPartition && !cmd.def.is_null() {
+                        let pc = cmd.def as *mut pg_sys::PartitionCmd;
+                        if (*pc).concurrent {
+                            out.push(Hit::new("ban-non-transactional", format!("DETACH PARTITION … CONCURRENTLY {NOT_IN_TXN}")));
+                        }
+                    }
+                }
+            }
+            T::T_AlterSystemStmt => out.push(Hit::new("ban-alter-system", "ALTER SYSTEM changes server configuration for every database; not a playbook's job")),
+            T::T_TransactionStmt => out.push(Hit::new("ban-transaction-control", "transaction control inside a playbook would break its all-or-nothing run; remove BEGIN/COMMIT/ROLLBACK/SAVEPOINT")),
+            T::T_VariableSetStmt => {
+                let s = &*(node as *mut pg_sys::VariableSetStmt);
+                let name = text(s.name).to_ascii_lowercase();
+                if s.kind == pg_sys::VariableSetKind::VAR_SET_MULTI && name.starts_with("transaction") {
+                    out.push(Hit::new("ban-transaction-control", "SET TRANSACTION changes the run's transaction; remove it"));
+                } else if matches!(name.as_str(), "role" | "session_authorization") || name.is_empty() && s.kind == pg_sys::VariableSetKind::VAR_RESET_ALL {
+                    out.push(Hit::new("ban-role-change", "SET ROLE / SESSION AUTHORIZATION / RESET ALL changes who the playbook runs as; it runs as the session user or repair.run_as"));
+                } else if !(s.is_local
+                    && s.kind == pg_sys::VariableSetKind::VAR_SET_VALUE
+                    && matches!(name.as_str(), "lock_timeout" | "statement_timeout"))
+                {
+                    out.push(Hit::new("ban-set", format!("SET/RESET {name} changes the session; only SET LOCAL lock_timeout / statement_timeout are allowed (or use the lock-timeout / statement-timeout headers)")));
+                }
+            }
+            T::T_CreateRoleStmt | T::T_AlterRoleStmt | T::T_AlterRoleSetStmt | T::T_DropRoleStmt | T::T_GrantRoleStmt
+            | T::T_ReassignOwnedStmt => {
+                out.push(Hit::new("ban-role-management", "role management (CREATE/ALTER/DROP ROLE, GRANT role, REASSIGN OWNED) is not a repair; do it through your access process"));
+                if t == T::T_DropRoleStmt {
+                    out.push(Hit::new("ban-drop", "DROP ROLE removes a role"));
+                }
+            }
+            T::T_CopyStmt => {
+                let s = &*(node as *mut pg_sys::CopyStmt);
+                if s.is_program {
+                    out.push(Hit::new("ban-copy-program", "COPY … PROGRAM runs a shell command on the database server; never in a playbook"));
+                } else if !s.filename.is_null() {
+                    out.push(Hit::new("ban-copy-program", "COPY to or from a server file reads or writes the server's file system; never in a playbook"));
+                }
+                walk(s.query, depth + 1, out);
+            }
+            T::T_VacuumStmt => {
+                if (*(node as *mut pg_sys::VacuumStmt)).is_vacuumcmd {
+                    out.push(Hit::new("ban-non-transactional", format!("VACUUM {NOT_IN_TXN}; run it separately (ANALYZE is fine)")));
+                }
+            }
+            T::T_IndexStmt => {
+                let s = &*(node as *mut pg_sys::IndexStmt);
+                if s.concurrent {
+                    out.push(Hit::new("ban-non-transactional", format!("CREATE INDEX CONCURRENTLY {NOT_IN_TXN}; use CREATE INDEX IF NOT EXISTS, or build it outside pg_repair")));
+                }
+                if !s.if_not_exists {
+                    let hint = if s.idxname.is_null() { "name the index and write CREATE INDEX IF NOT EXISTS name ON …" } else { "write CREATE INDEX IF NOT EXISTS" };
+                    out.push(Hit::new("require-if-not-exists", format!("CREATE INDEX fails or duplicates on a second run; {hint}")));
+                }
+            }
+            T::T_ReindexStmt => {
+                let s = &*(node as *mut pg_sys::ReindexStmt);
+                if option_names(s.params).iter().any(|o| o == "concurrently") {
+                    out.push(Hit::new("ban-non-transactional", format!("REINDEX CONCURRENTLY {NOT_IN_TXN}")));
+                } else if s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX && s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE {
+                    out.push(Hit::new("ban-non-transactional", format!("REINDEX SCHEMA/DATABASE/SYSTEM {NOT_IN_TXN}")));
+                }
+            }
+            T::T_ClusterStmt => {
+                if (*(node as *mut pg_sys::ClusterStmt)).relation.is_null() {
+                    out.push(Hit::new("ban-non-transactional", format!("CLUSTER without a table {NOT_IN_TXN}")));
+                }
+            }
+            T::T_CreatedbStmt | T::T_CreateTableSpaceStmt | T::T_CreateSubscriptionStmt | T::T_AlterSubscriptionStmt => {
+                out.push(Hit::new("ban-non-transactional", format!("{} {NOT_IN_TXN}; do it outside pg_repair", super::sqlparse::command_tag(node))));
+            }
+            T::T_AlterDatabaseSetStmt | T::T_AlterDatabaseStmt | T::T_LoadStmt => {
+                out.push(Hit::new("ban-set", format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(node))));
+            }
+            T::T_CreateStmt => {
+                if !(*(node as *mut pg_sys::CreateStmt)).if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE TABLE fails on a second run; write CREATE TABLE IF NOT EXISTS"));
+                }
+            }
+            T::T_CreateSchemaStmt => {
+                let s = &*(node as *mut pg_sys::CreateSchemaStmt);
+                if !s.if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE SCHEMA fails on a second run; write CREATE SCHEMA IF NOT EXISTS"));
+                }
+                for e in nodes(s.schemaElts) {
+                    walk(e, depth + 1, out);
+                }
+            }
+            T::T_CreateExtensionStmt => {
+                if !(*(node as *mut pg_sys::CreateExtensionStmt)).if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE EXTENSION fails on a second run; write CREATE EXTENSION IF NOT EXISTS"));
+                }
+            }
+            T::T_CreateSeqStmt => {
+                if !(*(node as *mut pg_sys::CreateSeqStmt)).if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE SEQUENCE fails on a second run; write CREATE SEQUENCE IF NOT EXISTS"));
+                }
+            }
+            T::T_CreateTableAsStmt => {
+                let s = &*(node as *mut pg_sys::CreateTableAsStmt);
+                if !s.if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE TABLE/MATERIALIZED VIEW … AS fails on a second run; add IF NOT EXISTS"));
+                }
+                walk(s.query, depth + 1, out);
+            }
+            T::T_CreateFunctionStmt => {
+                let s = &*(node as *mut pg_sys::CreateFunctionStmt);
+                if !s.replace {
+                    out.push(Hit::new("require-or-replace", "CREATE FUNCTION/PROCEDURE fails on a second run; write CREATE OR REPLACE"));
+                }
+                out.push(Hit::new("warn-dynamic-sql", "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));
+            }
+            T::T_ViewStmt => {
+                if !(*(node as *mut pg_sys::ViewStmt)).replace {
+                    out.push(Hit::new("require-or-replace", "CREATE VIEW fails on a second run; write CREATE OR REPLACE VIEW"));
+                }
+            }
+            T::T_CreateTrigStmt => {
+                if !(*(node as *mut pg_sys::CreateTrigStmt)).replace {
+                    out.push(Hit::new("require-or-replace", "CREATE TRIGGER fails on a second run; write CREATE OR REPLACE TRIGGER"));
+                }
+            }
+            T::T_RuleStmt => {
+                let s = &*(node as *mut pg_sys::RuleStmt);
+                out.push(Hit::new("ban-rule", "CREATE RULE rewrites other statements invisibly; use a trigger or a view"));
+                for a in nodes(s.actions) {
+                    walk(a, depth + 1, out);
+                }
+            }
+            T::T_DoStmt => out.push(Hit::new("warn-dynamic-sql", "DO block: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)")),
+            T::T_CallStmt => out.push(Hit::new("warn-dynamic-sql", "CALL runs a procedure whose contents cannot be verified statically")),
+            T::T_ExecuteStmt => out.push(Hit::new("warn-dynamic-sql", "EXECUTE runs a prepared statement whose contents are not in this file")),
+            T::T_ExplainStmt => {
+                let s = &*(node as *mut pg_sys::ExplainStmt);
+                walk(s.query, depth + 1, out);
+            }
+            T::T_PrepareStmt => walk((*(node as *mut pg_sys::PrepareStmt)).query, depth + 1, out),
+            T::T_DeclareCursorStmt => walk((*(node as *mut pg_sys::DeclareCursorStmt)).query, depth + 1, out),
+            _ => {}
+        }
+    }
+}
+
+/// Rules whose statements are refused at runtime while a playbook runs, whatever path reached
+/// them (DO, functions, EXECUTE, triggers).
+pub fn runtime_refusal(node: *mut pg_sys::Node) -> Option<Hit> {
+    let hits = classify_runtime(node);
+    hits.into_iter().next()
+}
+
+fn classify_runtime(node: *mut pg_sys::Node) -> Vec<Hit> {
+    let mut out: Vec<Hit> = classify(node)
+        .into_iter()
+        .filter(|h| {
+            matches!(
+                h.rule,
+                "ban-drop"
+                    | "ban-truncate"
+                    | "ban-alter-table-drop"
+                    | "ban-alter-system"
+                    | "ban-role-change"
+                    | "ban-role-management"
+            )
+        })
+        .collect();
+    unsafe {
+        if tag(node) == Some(T::T_VariableSetStmt) {
+            let name = text((*(node as *mut pg_sys::VariableSetStmt)).name).to_ascii_lowercase();
+            if name == "session_replication_role" {
+                out.push(Hit::new(
+                    "ban-set",
+                    "changing session_replication_role would silence triggers",
+                ));
+            }
+        }
+    }
+    out
+}
