@@ -1,0 +1,255 @@
+//! Runtime enforcement: destructive SQL that only arrives dynamically (DO/EXECUTE, functions,
+//! triggers, prepared statements) is refused while a playbook runs; the target and its rows
+//! survive, the run is FAILED and audited. Outside execute nothing is blocked.
+
+use pg_repair_tests::{execute, playbook, register, Cluster};
+use postgres::Client;
+use serde_json::Value;
+
+fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// A database with public.victim (3 rows, owned by alice) and an audit-trail table.
+fn victim_db(c: &Cluster, label: &str) -> String {
+    let db = c.fresh_db(label);
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.victim (id int PRIMARY KEY, note text);
+             INSERT INTO public.victim VALUES (1, 'a'), (2, 'b'), (3, 'c');
+             ALTER TABLE public.victim OWNER TO alice;
+             CREATE TABLE public.victim_child (id int PRIMARY KEY, victim_id int REFERENCES public.victim (id));
+             ALTER TABLE public.victim_child OWNER TO alice;",
+        )
+        .unwrap();
+    db
+}
+
+fn run(c: &Cluster, db: &str, id: &str, body: &str) -> Value {
+    let hash = register(&mut c.connect(db, "carol"), &playbook(id, body)).1;
+    execute(&mut c.connect(db, "alice"), id, &hash, "runtime test")
+        .expect("execute returns normally")
+}
+
+fn assert_blocked(c: &Cluster, db: &str, id: &str, body: &str, what: &str) {
+    let r = run(c, db, id, body);
+    assert_eq!(r["status"], "FAILED", "{id}: {r}");
+    assert_eq!(r["error_code"], "42501", "{id}: {r}");
+    let msg = r["error_message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("RUNTIME_BLOCKED") && msg.contains(what),
+        "{id}: {msg}"
+    );
+    let mut a = c.connect(db, "alice");
+    assert!(
+        one::<bool>(&mut a, "SELECT to_regclass('public.victim') IS NOT NULL"),
+        "{id}: table dropped"
+    );
+    assert_eq!(
+        one::<i64>(&mut a, "SELECT count(*) FROM public.victim"),
+        3,
+        "{id}: rows lost"
+    );
+    let notes: String = one(
+        &mut a,
+        "SELECT string_agg(note, ',' ORDER BY id) FROM public.victim",
+    );
+    assert_eq!(notes, "a,b,c", "{id}: rows changed");
+}
+
+#[test]
+fn drop_truncate_delete_update_through_do_and_execute_are_refused() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_do");
+    let cases = [
+        ("do_drop", "DO $$ BEGIN EXECUTE 'DROP TABLE public.victim CASCADE'; END $$;", "DROP TABLE"),
+        ("do_truncate", "DO $$ BEGIN EXECUTE 'TRUNCATE public.victim CASCADE'; END $$;", "TRUNCATE TABLE"),
+        ("do_delete", "DO $$ BEGIN DELETE FROM public.victim; END $$;", "DELETE"),
+        ("do_update", "DO $$ BEGIN EXECUTE format('UPDATE %I.%I SET note = %L', 'public', 'victim', 'x'); END $$;", "UPDATE"),
+        ("do_cte", "DO $$ DECLARE n int; BEGIN WITH d AS (DELETE FROM public.victim RETURNING 1) SELECT count(*) INTO n FROM d; END $$;", "DELETE"),
+        ("do_upsert", "DO $$ BEGIN INSERT INTO public.victim VALUES (1, 'z') ON CONFLICT (id) DO UPDATE SET note = 'z'; END $$;", "ON CONFLICT DO UPDATE"),
+        ("do_alter_drop", "DO $$ BEGIN EXECUTE 'ALTER TABLE public.victim DROP COLUMN note'; END $$;", "ALTER TABLE"),
+    ];
+    for (id, body, what) in cases {
+        assert_blocked(c, &db, id, body, what);
+    }
+}
+
+#[test]
+fn destructive_sql_in_functions_and_triggers_is_refused() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_fn");
+    // A function created earlier (not by the playbook) that deletes.
+    c.connect(&db, "alice")
+        .batch_execute(
+            "CREATE FUNCTION public.tidy() RETURNS void LANGUAGE sql AS $$ DELETE FROM public.victim $$;
+             CREATE TABLE public.inbox (id int);
+             CREATE FUNCTION public.on_inbox() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN UPDATE public.victim SET note = 'touched'; RETURN NEW; END $$;
+             CREATE TRIGGER inbox_touch AFTER INSERT ON public.inbox FOR EACH ROW EXECUTE FUNCTION public.on_inbox();
+             CREATE FUNCTION public.nuke() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE public.victim CASCADE; END $$;",
+        )
+        .unwrap();
+    assert_blocked(c, &db, "fn_delete", "SELECT public.tidy();", "DELETE");
+    assert_blocked(c, &db, "fn_drop", "SELECT public.nuke();", "DROP TABLE");
+    // The INSERT itself is allowed; the UPDATE its trigger fires is not.
+    assert_blocked(
+        c,
+        &db,
+        "trigger_update",
+        "INSERT INTO public.inbox VALUES (1);",
+        "UPDATE",
+    );
+    assert_eq!(
+        one::<i64>(
+            &mut c.connect(&db, "alice"),
+            "SELECT count(*) FROM public.inbox"
+        ),
+        0
+    );
+    // Dynamic SQL with parameters, in a function the playbook itself creates.
+    assert_blocked(
+        c,
+        &db,
+        "execute_using",
+        "CREATE OR REPLACE FUNCTION public.via_prepare() RETURNS void LANGUAGE plpgsql AS $f$ BEGIN EXECUTE 'DELETE FROM public.victim WHERE id = $1' USING 1; END $f$;\nSELECT public.via_prepare();",
+        "DELETE",
+    );
+    // The function created by that failed run was rolled back with it.
+    assert!(one::<bool>(
+        &mut c.connect(&db, "alice"),
+        "SELECT to_regprocedure('public.via_prepare()') IS NULL"
+    ));
+}
+
+#[test]
+fn failed_runtime_runs_are_audited_and_the_chain_verifies() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_audit");
+    assert_blocked(
+        c,
+        &db,
+        "audited_drop",
+        "DO $$ BEGIN EXECUTE 'DROP TABLE public.victim'; END $$;",
+        "DROP TABLE",
+    );
+    let mut su = c.connect(&db, "postgres");
+    let (status, code): (String, String) = su
+        .query_one(
+            "SELECT status, error_code FROM repair.runs WHERE playbook_id = 'audited_drop'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((status.as_str(), code.as_str()), ("FAILED", "42501"));
+    assert!(one::<bool>(&mut su, "SELECT ok FROM repair.verify_audit()"));
+}
+
+#[test]
+fn allowed_work_is_not_blocked() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_allowed");
+    // Inserts into a table with a foreign key (the RI check locks rows FOR KEY SHARE),
+    // indexes, comments, functions, ANALYZE, sequences: all fine while the playbook runs.
+    let body = "CREATE INDEX IF NOT EXISTS victim_note_idx ON public.victim (note);\n\
+                INSERT INTO public.victim_child VALUES (10, 1) ON CONFLICT DO NOTHING;\n\
+                COMMENT ON TABLE public.victim IS 'restored';\n\
+                CREATE SEQUENCE IF NOT EXISTS public.victim_seq;\n\
+                SELECT nextval('public.victim_seq');\n\
+                ANALYZE public.victim;\n\
+                SELECT * FROM public.victim FOR UPDATE;";
+    let r = run(c, &db, "allowed", body);
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    assert_eq!(
+        one::<i64>(
+            &mut c.connect(&db, "alice"),
+            "SELECT count(*) FROM public.victim_child"
+        ),
+        1
+    );
+}
+
+#[test]
+fn hooks_do_nothing_outside_execute() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_outside");
+    let mut a = c.connect(&db, "alice");
+    a.batch_execute(
+        "UPDATE public.victim SET note = 'x' WHERE id = 1;
+         DELETE FROM public.victim WHERE id = 3;
+         DO $$ BEGIN EXECUTE 'TRUNCATE public.victim_child'; END $$;
+         CREATE TABLE public.scratch (id int); DROP TABLE public.scratch;",
+    )
+    .expect("ordinary SQL outside a playbook is untouched");
+    assert_eq!(one::<i64>(&mut a, "SELECT count(*) FROM public.victim"), 2);
+    // and after a blocked run, the same session is back to normal
+    let r = run(
+        c,
+        &db,
+        "then_normal",
+        "DO $$ BEGIN DELETE FROM public.victim; END $$;",
+    );
+    assert_eq!(r["status"], "FAILED");
+    a.batch_execute("DELETE FROM public.victim WHERE id = 2")
+        .expect("not blocked after the run");
+}
+
+#[test]
+fn session_replication_role_and_role_changes_are_refused() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_roles");
+    let r = run(
+        c,
+        &db,
+        "set_role_dyn",
+        "DO $$ BEGIN EXECUTE 'SET ROLE postgres'; END $$;",
+    );
+    assert_eq!(r["status"], "FAILED", "{r}");
+    let r = run(
+        c,
+        &db,
+        "alter_system_dyn",
+        "DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET work_mem = ''64MB'''; END $$;",
+    );
+    assert_eq!(r["status"], "FAILED", "{r}");
+    let r = run(
+        c,
+        &db,
+        "create_role_dyn",
+        "DO $$ BEGIN EXECUTE 'CREATE ROLE sneaky SUPERUSER'; END $$;",
+    );
+    assert_eq!(r["status"], "FAILED", "{r}");
+    let mut su = c.connect(&db, "postgres");
+    assert_eq!(
+        one::<i64>(
+            &mut su,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'sneaky'"
+        ),
+        0
+    );
+    // set_config() from a function is not a utility statement: the run's end check catches it.
+    // Only a superuser may change it, so run this one as a superuser executor.
+    let hash = register(
+        &mut c.connect(&db, "carol"),
+        &playbook(
+            "srr_fn",
+            "SELECT set_config('session_replication_role', 'replica', true);",
+        ),
+    )
+    .1;
+    su.batch_execute("GRANT repair_operators TO admin2")
+        .unwrap();
+    let mut admin = c.connect(&db, "admin2");
+    let r = execute(&mut admin, "srr_fn", &hash, "r").unwrap();
+    assert_eq!(
+        (r["status"].as_str(), r["error_code"].as_str()),
+        (Some("FAILED"), Some("RP002")),
+        "{r}"
+    );
+    assert_eq!(
+        one::<String>(&mut admin, "SHOW session_replication_role"),
+        "origin"
+    );
+}
