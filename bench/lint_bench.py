@@ -4,6 +4,7 @@
   generate OUT [N]     write an N-statement (default 10,000) idempotent playbook to OUT
   speed ...            time repair.lint and squawk (and `pgrepair lint`) on that file
   corpus ...           lint each case of destructive_corpus.sql with both tools
+  pgbench-summary      stdin `MODE SIDE TPS` lines -> the TPS table
 
 The database is reached with psql through the libpq environment (PGHOST, PGPORT, PGUSER,
 PGDATABASE) that the shell script sets up.
@@ -177,10 +178,12 @@ def cmd_speed(a):
         for f in squawk_findings(a.squawk, file)
     )
 
+    lint_label = "repair.lint (psql \\timing)"
     print()
-    print(f"  repair.lint (server, psql \\timing)  median {fmt_ms(lint_med):>10}   "
+    print(f"  {lint_label:<34} median {fmt_ms(lint_med):>10}   "
           f"runs: {', '.join(fmt_ms(t) for t in lint_times)}")
-    print(f"  squawk {a.squawk_version:<29} median {fmt_ms(sq_med):>10}   "
+    sq_label = a.squawk_version + " (wall clock)"
+    print(f"  {sq_label:<34} median {fmt_ms(sq_med):>10}   "
           f"runs: {', '.join(fmt_ms(t) for t in sq_times)}")
     ratio = sq_med / lint_med if lint_med > 0 else float("inf")
     print(f"  ratio squawk / repair.lint: {ratio:.2f}x   (target >= 3x: "
@@ -190,7 +193,8 @@ def cmd_speed(a):
         cli_med, cli_times, cli_rc = timed(
             [a.pgrepair, "--dsn", a.dsn, "lint", file], reps
         )
-        print(f"  pgrepair lint (CLI end to end)      median {fmt_ms(cli_med):>10}   "
+        cli_label = "pgrepair lint (CLI, wall clock)"
+        print(f"  {cli_label:<34} median {fmt_ms(cli_med):>10}   "
               f"runs: {', '.join(fmt_ms(t) for t in cli_times)}   exit {cli_rc}")
         print(f"  ratio squawk / pgrepair lint: {sq_med / cli_med:.2f}x")
     else:
@@ -252,13 +256,13 @@ def cmd_corpus(a):
                      sq_specific, ", ".join(sq_rules) if sq_rules else "-"))
 
     w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[2]) for r in rows) + 4
+    w1 = max(len(r[2]) for r in rows) + 5
     print(f"  {'case':<{w0}} | {'repair.lint':<{w1}} | squawk")
     print(f"  {'-' * w0}-+-{'-' * w1}-+-{'-' * 40}")
     for name, lh, lcell, sh, sspec, scell in rows:
-        lmark = "ok  " if lh else "MISS"
-        smark = "ok  " if sspec else ("gen " if sh else "MISS")
-        print(f"  {name:<{w0}} | {lmark}{lcell:<{w1 - 4}} | {smark}{scell}")
+        lmark = "ok" if lh else "MISS"
+        smark = "ok" if sspec else ("gen" if sh else "MISS")
+        print(f"  {name:<{w0}} | {lmark:<5}{lcell:<{w1 - 5}} | {smark:<5}{scell}")
     n = len(rows)
     lint_miss = [r[0] for r in rows if not r[1]]
     sq_miss = [r[0] for r in rows if not r[3]]
@@ -272,6 +276,25 @@ def cmd_corpus(a):
           + (f"  ({', '.join(lint_miss)})" if lint_miss else ""))
     print(f"  squawk misses (no violation at all): {len(sq_miss)}/{n}")
     print(f"  squawk misses (ignoring generic rules): {len(sq_miss_specific)}/{n}")
+
+
+def cmd_pgbench_summary(_a):
+    """stdin: lines `MODE SIDE TPS` (SIDE A = preloaded, B = plain)."""
+    runs = {}
+    for line in sys.stdin:
+        if line.strip():
+            mode, side, tps = line.split()
+            runs.setdefault((mode, side), []).append(float(tps))
+    print(f"  {'pgbench -c2 -j2':<24} {'preloaded':>12} {'plain':>12} {'ratio':>8}")
+    for mode, label in (("select", "select-only (-S)"), ("tpcb", "tpcb-like (built-in)")):
+        if (mode, "A") not in runs or (mode, "B") not in runs:
+            continue
+        a = statistics.mean(runs[(mode, "A")])
+        b = statistics.mean(runs[(mode, "B")])
+        print(f"  {label:<24} {a:>12.0f} {b:>12.0f} {a / b:>8.3f}   "
+              f"overhead {100 * (1 - a / b):+.1f}%")
+    print("  (mean TPS over the rounds; overhead = 1 - preloaded/plain; "
+          "negative = the preloaded cluster was faster, i.e. noise)")
 
 
 def main():
@@ -291,8 +314,14 @@ def main():
     c = sub.add_parser("corpus")
     c.add_argument("--corpus", required=True)
     c.add_argument("--squawk", required=True)
+    sub.add_parser("pgbench-summary")
     a = ap.parse_args()
-    {"generate": cmd_generate, "speed": cmd_speed, "corpus": cmd_corpus}[a.cmd](a)
+    {
+        "generate": cmd_generate,
+        "speed": cmd_speed,
+        "corpus": cmd_corpus,
+        "pgbench-summary": cmd_pgbench_summary,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 # Runs every test, on a fresh machine too: installs what is missing (scripts/setup.sh), then
 #   1. formatting and clippy (warnings are errors)
 #   2. pure unit tests of the core crate (parser, canonical JSON, hashes)
+#      and the built-in check SQL against a bare PostgreSQL (sql/test_checks.sh)
 #   3. #[pg_test]s inside a pgrx-managed PostgreSQL 15
 #   4. installs the release build into the system PostgreSQL 15
 #   5. integration tests: scratch clusters with pg_repair preloaded, several roles, the real CLI
@@ -35,6 +36,9 @@ cargo test -p pg_repair_core
 step "pgrx tests (in-server)"
 install -d -o pgtest -g pgtest "$PGRX_PGDATA"
 (cd extension && env -u RUST_BACKTRACE cargo pgrx test pg15 --runas pgtest --pgdata "$PGRX_PGDATA")
+
+step "built-in check SQL, standalone (sql/test_checks.sh)"
+bash sql/test_checks.sh
 
 step "install the release build"
 (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG")

@@ -30,7 +30,8 @@ END $$;
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['playbook_versions', 'registry_events', 'runs'] LOOP
+    FOREACH t IN ARRAY ARRAY['playbook_versions', 'registry_events', 'runs', 'check_runs', 'check_results',
+                             'baseline_captures', 'baseline_counts'] LOOP
         EXECUTE format('CREATE TRIGGER insert_guard BEFORE INSERT ON repair.%I
                         FOR EACH ROW EXECUTE FUNCTION repair._insert_guard()', t);
         EXECUTE format('CREATE TRIGGER deny_update_delete BEFORE UPDATE OR DELETE ON repair.%I
@@ -125,6 +126,25 @@ COMMENT ON FUNCTION repair.verify_audit() IS
     'Recompute every hash chain (runs, registry events) and the stored versions; names the first bad row';
 COMMENT ON FUNCTION repair.audit_head() IS
     'SHA-256 over the newest row_hash of every chain: export it and pin it outside the database';
+COMMENT ON TABLE repair.check_runs IS
+    'One row per repair.run_checks() call with its decision and score (append-only, hash-chained)';
+COMMENT ON TABLE repair.check_results IS
+    'One row per check per run: status, violations, a sample, the error if it failed to run (append-only, hash-chained per check)';
+COMMENT ON TABLE repair.baseline_captures IS 'Row-count baselines by label (append-only; the newest capture of a label is verified)';
+COMMENT ON TABLE repair.baseline_counts IS 'Exact row counts per table of each baseline capture (append-only)';
+COMMENT ON FUNCTION repair.run_checks(text[]) IS
+    'Run the built-in checks and the registered checks (tags overlap, or all) read-only; record and return one row per check';
+COMMENT ON FUNCTION repair.decision(uuid) IS
+    'GO (all pass), HOLD (only 1-2 important failures) or NO-GO (any critical or 3+ important) for a check run, with score passed/total';
+COMMENT ON FUNCTION repair.baseline_capture(text, regclass[]) IS
+    'Store exact row counts of the given tables (NULL: every user table) under a label';
+COMMENT ON FUNCTION repair._baseline_capture(text, oid[]) IS 'Internal: body of repair.baseline_capture';
+COMMENT ON FUNCTION repair.baseline_verify(text) IS
+    'Tables whose row count changed since the newest baseline of a label, plus tables added or missing';
+COMMENT ON FUNCTION repair.assert_migrations_allowed(boolean) IS
+    'Migration gate: guards 1-3 (declared role, environment incl. prod confirmation, executor); raises the guard''s error';
+COMMENT ON FUNCTION repair.authority() IS
+    'Declared role, evidence (recovery, replication role, listen addresses, names) and mismatch warnings; never infers';
 COMMENT ON FUNCTION repair._in_extension_script() IS
     'Internal: true only while CREATE/ALTER EXTENSION pg_repair runs its script';
 COMMENT ON FUNCTION repair._protect_objects() IS

@@ -106,3 +106,70 @@ SELECT v.playbook_id                                   AS id,
  WHERE v.version = (SELECT max(v2.version) FROM repair.playbook_versions v2
                      WHERE v2.playbook_id = v.playbook_id)
  ORDER BY v.playbook_id;
+
+-- Validation: one row per run_checks() call (hash-chained in the single chain 'check_runs') and
+-- one row per check in it (hash-chained per check id).
+CREATE TABLE repair.check_runs (
+    run_id            uuid        PRIMARY KEY,
+    seq               bigserial   NOT NULL UNIQUE,
+    chain_key         text        NOT NULL CHECK (chain_key = 'check_runs'),
+    started_at        timestamptz NOT NULL,
+    finished_at       timestamptz NOT NULL,
+    session_user_name text        NOT NULL,
+    tags              text[],
+    total             integer     NOT NULL,
+    passed            integer     NOT NULL,
+    failed_critical   integer     NOT NULL,
+    failed_important  integer     NOT NULL,
+    decision          text        NOT NULL CHECK (decision IN ('GO', 'HOLD', 'NO-GO')),
+    score             text        NOT NULL,
+    prev_hash         text,
+    row_hash          text        NOT NULL
+);
+
+CREATE TABLE repair.check_results (
+    result_id       uuid        PRIMARY KEY,
+    seq             bigserial   NOT NULL UNIQUE,
+    run_id          uuid        NOT NULL,
+    check_id        text        NOT NULL,
+    check_version   integer,                 -- NULL for built-ins
+    check_hash      text,
+    severity        text        NOT NULL CHECK (severity IN ('critical', 'important')),
+    status          text        NOT NULL CHECK (status IN ('PASS', 'FAIL')),
+    violation_count bigint      NOT NULL,
+    sample          jsonb       NOT NULL DEFAULT '[]',
+    error           text,
+    duration_us     bigint      NOT NULL,
+    prev_hash       text,
+    row_hash        text        NOT NULL
+);
+CREATE INDEX check_results_run ON repair.check_results (run_id);
+CREATE INDEX check_results_chain ON repair.check_results (check_id, seq);
+
+-- Baselines: exact row counts per table under a label (append-only; the newest capture of a
+-- label is the one verified against).
+CREATE TABLE repair.baseline_captures (
+    capture_id        uuid        PRIMARY KEY,
+    seq               bigserial   NOT NULL UNIQUE,
+    label             text        NOT NULL CHECK (label <> ''),
+    scope             text        NOT NULL CHECK (scope IN ('all', 'listed')),
+    captured_at       timestamptz NOT NULL,
+    session_user_name text        NOT NULL,
+    table_count       integer     NOT NULL
+);
+CREATE INDEX baseline_captures_label ON repair.baseline_captures (label, seq);
+
+CREATE TABLE repair.baseline_counts (
+    capture_id uuid   NOT NULL REFERENCES repair.baseline_captures (capture_id),
+    table_name text   NOT NULL,
+    row_count  bigint NOT NULL,
+    PRIMARY KEY (capture_id, table_name)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('repair.check_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.check_runs_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.check_results', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.check_results_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.baseline_captures', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.baseline_captures_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.baseline_counts', '');

@@ -11,8 +11,42 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
 
-/// The hash-chained tables, chained per playbook_id, and their id column.
-pub const CHAINED: &[(&str, &str)] = &[("registry_events", "event_id"), ("runs", "run_id")];
+/// A hash-chained table: its id column and the column whose value names the chain.
+pub struct Chained {
+    pub table: &'static str,
+    pub id_col: &'static str,
+    pub key_col: &'static str,
+}
+
+pub const CHAINED: &[Chained] = &[
+    Chained {
+        table: "registry_events",
+        id_col: "event_id",
+        key_col: "playbook_id",
+    },
+    Chained {
+        table: "runs",
+        id_col: "run_id",
+        key_col: "playbook_id",
+    },
+    Chained {
+        table: "check_results",
+        id_col: "result_id",
+        key_col: "check_id",
+    },
+    Chained {
+        table: "check_runs",
+        id_col: "run_id",
+        key_col: "chain_key",
+    },
+];
+
+fn chained(table: &str) -> &'static Chained {
+    CHAINED
+        .iter()
+        .find(|c| c.table == table)
+        .expect("a chained table")
+}
 
 /// Transaction-scoped advisory lock for one playbook: serializes its runs and registry changes,
 /// and is released by commit, rollback or a killed client alike.
@@ -32,17 +66,17 @@ pub fn now_text() -> String {
     .unwrap_or_default()
 }
 
-/// Appends `values` (column -> value) to repair.<table>; fills seq, prev_hash, row_hash.
-/// Must run under as_definer and the playbook's lock. Returns row_hash.
-pub fn append(table: &str, playbook_id: &str, mut values: Map<String, Value>) -> String {
-    debug_assert!(CHAINED.iter().any(|(t, _)| *t == table));
+/// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
+/// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
+pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
+    let key_col = chained(table).key_col;
     // A fresh snapshot per statement (READ COMMITTED): the previous run committed by another
     // session before we got the lock is visible here.
     let prev: Option<String> = Spi::get_one_with_args(
         &format!(
-            "SELECT (SELECT row_hash FROM repair.{table} WHERE playbook_id = $1 ORDER BY seq DESC LIMIT 1)"
+            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 ORDER BY seq DESC LIMIT 1)"
         ),
-        &[playbook_id.into()],
+        &[key.into()],
     )
     .expect("chain head");
     let seq: i64 = Spi::get_one(&format!(
@@ -55,7 +89,7 @@ pub fn append(table: &str, playbook_id: &str, mut values: Map<String, Value>) ->
         "prev_hash".into(),
         prev.clone().map_or(Value::Null, Value::String),
     );
-    values.insert("playbook_id".into(), Value::String(playbook_id.into()));
+    values.insert(key_col.into(), Value::String(key.into()));
     let record = JsonB(Value::Object(values.clone()));
     let doc: JsonB = Spi::get_one_with_args(
         &format!(
@@ -96,8 +130,8 @@ pub fn verify() -> Verification {
             ok: true,
             ..Default::default()
         };
-        for (table, id_col) in CHAINED {
-            if !verify_chain(table, id_col, &mut v) {
+        for c in CHAINED {
+            if !verify_chain(c, &mut v) {
                 return v;
             }
         }
@@ -113,11 +147,16 @@ fn fail(v: &mut Verification, table: &str, id: Option<String>, problem: String) 
     v.problem = Some(problem);
 }
 
-fn verify_chain(table: &str, id_col: &str, v: &mut Verification) -> bool {
+fn verify_chain(c: &Chained, v: &mut Verification) -> bool {
+    let Chained {
+        table,
+        id_col,
+        key_col,
+    } = c;
     let query = format!(
-        "SELECT {id_col}::text, playbook_id, prev_hash, row_hash, seq, \
+        "SELECT {id_col}::text, {key_col}, prev_hash, row_hash, seq, \
                 pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash' \
-           FROM repair.{table} r ORDER BY playbook_id, seq"
+           FROM repair.{table} r ORDER BY {key_col}, seq"
     );
     Spi::connect(|client| {
         let mut cursor = client.open_cursor(&query, &[]);
@@ -141,7 +180,7 @@ fn verify_chain(table: &str, id_col: &str, v: &mut Verification) -> bool {
                 };
                 if prev != expected_prev {
                     fail(v, table, Some(id), format!(
-                        "repair.{table} seq {seq} (playbook {playbook}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
+                        "repair.{table} seq {seq} ({key_col} {playbook}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
                         prev.as_deref().unwrap_or("NULL"), expected_prev.as_deref().unwrap_or("NULL")));
                     return false;
                 }
@@ -150,7 +189,7 @@ fn verify_chain(table: &str, id_col: &str, v: &mut Verification) -> bool {
                     .unwrap_or_default();
                 if stored.as_deref() != Some(recomputed.as_str()) {
                     fail(v, table, Some(id), format!(
-                        "repair.{table} seq {seq} (playbook {playbook}): row_hash does not match the row's content (the row was edited)"));
+                        "repair.{table} seq {seq} ({key_col} {playbook}): row_hash does not match the row's content (the row was edited)"));
                     return false;
                 }
                 last = Some((playbook, recomputed));
@@ -209,11 +248,11 @@ fn verify_versions(v: &mut Verification) {
 pub fn head() -> String {
     as_definer(|| {
         let mut all = Map::new();
-        for (table, _) in CHAINED {
+        for Chained { table, key_col, .. } in CHAINED {
             let heads: Option<JsonB> = Spi::get_one(&format!(
-                "SELECT COALESCE(pg_catalog.jsonb_object_agg(playbook_id, row_hash), '{{}}') FROM \
-                   (SELECT DISTINCT ON (playbook_id) playbook_id, row_hash FROM repair.{table} \
-                     ORDER BY playbook_id, seq DESC) h"
+                "SELECT COALESCE(pg_catalog.jsonb_object_agg({key_col}, row_hash), '{{}}') FROM \
+                   (SELECT DISTINCT ON ({key_col}) {key_col}, row_hash FROM repair.{table} \
+                     ORDER BY {key_col}, seq DESC) h"
             ))
             .expect("heads");
             all.insert(

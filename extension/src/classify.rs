@@ -191,6 +191,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                         A::AT_DetachPartition => Some("DETACH PARTITION"),
                         _ => None,
                     };
+                    let what = what.or((cmd.subtype == A::AT_ColumnDefault && cmd.def.is_null()).then_some("ALTER COLUMN … DROP DEFAULT"));
                     if let Some(what) = what {
                         out.push(Hit::new("ban-alter-table-drop", format!("ALTER TABLE … {what} removes structure or data; a repair playbook only adds")));
                     }
@@ -212,10 +213,12 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 let name = text(s.name).to_ascii_lowercase();
                 if s.kind == pg_sys::VariableSetKind::VAR_SET_MULTI && name.starts_with("transaction") {
                     out.push(Hit::new("ban-transaction-control", "SET TRANSACTION changes the run's transaction; remove it"));
-                } else if matches!(name.as_str(), "role" | "session_authorization") || name.is_empty() && s.kind == pg_sys::VariableSetKind::VAR_RESET_ALL {
-                    out.push(Hit::new("ban-role-change", "SET ROLE / SESSION AUTHORIZATION / RESET ALL changes who the playbook runs as; it runs as the session user or repair.run_as"));
+                } else if matches!(name.as_str(), "role" | "session_authorization") {
+                    out.push(Hit::new("ban-role-change", "SET ROLE / SESSION AUTHORIZATION changes who the playbook runs as; it runs as the session user or repair.run_as"));
+                } else if s.kind == pg_sys::VariableSetKind::VAR_RESET_ALL {
+                    out.push(Hit::new("ban-set", "RESET ALL resets the caller's session settings; remove it"));
                 } else if !(s.is_local
-                    && s.kind == pg_sys::VariableSetKind::VAR_SET_VALUE
+                    && matches!(s.kind, pg_sys::VariableSetKind::VAR_SET_VALUE | pg_sys::VariableSetKind::VAR_SET_DEFAULT)
                     && matches!(name.as_str(), "lock_timeout" | "statement_timeout"))
                 {
                     out.push(Hit::new("ban-set", format!("SET/RESET {name} changes the session; only SET LOCAL lock_timeout / statement_timeout are allowed (or use the lock-timeout / statement-timeout headers)")));
@@ -271,6 +274,29 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_AlterDatabaseSetStmt | T::T_AlterDatabaseStmt | T::T_LoadStmt => {
                 out.push(Hit::new("ban-set", format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(node))));
             }
+            T::T_DiscardStmt => {
+                if (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL {
+                    out.push(Hit::new("ban-non-transactional", format!("DISCARD ALL {NOT_IN_TXN}, and resets the caller's session")));
+                } else {
+                    out.push(Hit::new("ban-set", "DISCARD resets parts of the caller's session; remove it"));
+                }
+            }
+            T::T_AlterDomainStmt => {
+                let sub = (*(node as *mut pg_sys::AlterDomainStmt)).subtype as u8;
+                if sub == b'X' || sub == b'N' {
+                    out.push(Hit::new("ban-drop", "ALTER DOMAIN … DROP CONSTRAINT / DROP NOT NULL removes a rule the data relies on"));
+                }
+            }
+            T::T_AlterExtensionContentsStmt => {
+                if (*(node as *mut pg_sys::AlterExtensionContentsStmt)).action < 0 {
+                    out.push(Hit::new("ban-drop", "ALTER EXTENSION … DROP detaches an object from its extension"));
+                }
+            }
+            T::T_CreateForeignTableStmt => {
+                if !(*(node as *mut pg_sys::CreateForeignTableStmt)).base.if_not_exists {
+                    out.push(Hit::new("require-if-not-exists", "CREATE FOREIGN TABLE fails on a second run; write CREATE FOREIGN TABLE IF NOT EXISTS"));
+                }
+            }
             T::T_CreateStmt => {
                 if !(*(node as *mut pg_sys::CreateStmt)).if_not_exists {
                     out.push(Hit::new("require-if-not-exists", "CREATE TABLE fails on a second run; write CREATE TABLE IF NOT EXISTS"));
@@ -307,7 +333,19 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 if !s.replace {
                     out.push(Hit::new("require-or-replace", "CREATE FUNCTION/PROCEDURE fails on a second run; write CREATE OR REPLACE"));
                 }
-                out.push(Hit::new("warn-dynamic-sql", "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));
+                if s.sql_body.is_null() {
+                    out.push(Hit::new("warn-dynamic-sql", "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));
+                } else {
+                    // BEGIN ATOMIC … END: parsed already, so check its statements like any other.
+                    let mut stack = vec![s.sql_body];
+                    while let Some(n) = stack.pop() {
+                        if tag(n) == Some(T::T_List) {
+                            stack.extend(nodes(n as *mut pg_sys::List));
+                        } else {
+                            walk(n, depth + 1, out);
+                        }
+                    }
+                }
             }
             T::T_ViewStmt => {
                 if !(*(node as *mut pg_sys::ViewStmt)).replace {
@@ -337,6 +375,17 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_DeclareCursorStmt => walk((*(node as *mut pg_sys::DeclareCursorStmt)).query, depth + 1, out),
             _ => {}
         }
+    }
+}
+
+/// A plain query: SELECT / VALUES / TABLE without INTO, row locks or data-modifying WITH.
+pub fn is_read_only_query(node: *mut pg_sys::Node) -> bool {
+    unsafe {
+        if tag(node) != Some(T::T_SelectStmt) {
+            return false;
+        }
+        let s = &*(node as *mut pg_sys::SelectStmt);
+        s.intoClause.is_null() && s.lockingClause.is_null() && classify(node).is_empty()
     }
 }
 

@@ -5,9 +5,12 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 mod audit;
+mod baseline;
+mod checks;
 mod classify;
 mod errors;
 mod execute;
+mod gate;
 mod guards;
 mod guc_scope;
 mod gucs;
@@ -25,6 +28,16 @@ use errors::{boundary, Kind, RepairError};
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../../sql/checks.sql",
+    name = "checks",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../../sql/api.sql",
+    name = "api",
+    requires = [_baseline_capture]
+);
 extension_sql_file!("../../sql/protect.sql", name = "protect", finalize);
 
 #[pg_guard]
@@ -106,7 +119,7 @@ fn lint(
 > {
     boundary(|| {
         let parsed = registry::parse(source)?;
-        let rows: Vec<_> = lint::lint_body(parsed.sql(), parsed.body_line())
+        let rows: Vec<_> = lint::lint_source(&parsed)
             .into_iter()
             .map(|f| {
                 (
@@ -202,6 +215,119 @@ fn parse_uuid(s: &str) -> Option<pgrx::Uuid> {
 #[search_path(pg_catalog, pg_temp)]
 fn audit_head() -> String {
     boundary(|| Ok(audit::head()))
+}
+
+/// Run every built-in check and the registered checks (tags overlap, or all), read-only;
+/// record the run; one row per check. search_path is not pinned on the function: check queries
+/// see the caller's, the extension's own SQL pins it itself.
+#[pg_extern(security_definer)]
+#[allow(clippy::type_complexity)]
+fn run_checks(
+    tags: default!(Option<Vec<String>>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(run_id, pgrx::Uuid),
+        name!(check_id, String),
+        name!(severity, String),
+        name!(status, String),
+        name!(violation_count, i64),
+        name!(sample, JsonB),
+        name!(error, Option<String>),
+    ),
+> {
+    boundary(|| {
+        let (run_id, results) = checks::run_checks(tags)?;
+        let id = parse_uuid(&run_id).expect("run id");
+        Ok(TableIterator::new(results.into_iter().map(move |r| {
+            (
+                id,
+                r.check_id,
+                r.severity,
+                r.status.to_string(),
+                r.violations,
+                JsonB(r.sample),
+                r.error,
+            )
+        })))
+    })
+}
+
+/// GO (all pass), HOLD (only 1–2 important failures), NO-GO (any critical, or 3+ important).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn decision(
+    run_id: pgrx::Uuid,
+) -> TableIterator<
+    'static,
+    (
+        name!(decision, String),
+        name!(score, String),
+        name!(passed, i32),
+        name!(total, i32),
+        name!(failed_critical, i32),
+        name!(failed_important, i32),
+    ),
+> {
+    boundary(|| {
+        let d = checks::decision(&run_id.to_string())?;
+        Ok(TableIterator::once((
+            d.decision.to_string(),
+            d.score,
+            d.passed,
+            d.total,
+            d.failed_critical,
+            d.failed_important,
+        )))
+    })
+}
+
+/// Internal: baseline_capture's body (the public wrapper takes regclass[]).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _baseline_capture(
+    label: &str,
+    tables: Option<Vec<pg_sys::Oid>>,
+) -> TableIterator<'static, (name!(table_name, String), name!(row_count, i64))> {
+    boundary(|| Ok(TableIterator::new(baseline::capture(label, tables)?)))
+}
+
+/// Tables whose row count changed since the newest baseline of `label`, and tables added or
+/// missing since.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn baseline_verify(
+    label: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(status, String),
+        name!(before, Option<i64>),
+        name!(after, Option<i64>),
+    ),
+> {
+    boundary(|| Ok(TableIterator::new(baseline::verify(label)?)))
+}
+
+/// The migration gate: guards 1–3. Returns what allowed it, or raises the guard's error.
+#[pg_extern]
+fn assert_migrations_allowed(confirm_prod: default!(Option<bool>, false)) -> JsonB {
+    let session = identity::session_user().1;
+    boundary(|| {
+        gate::assert_migrations_allowed(confirm_prod.unwrap_or(false))
+            .map(JsonB)
+            .inspect_err(|e| errors::log_refusal(e, None, &session, Some("migration gate")))
+    })
+}
+
+/// The declared role, the evidence (recovery, replication role, listen addresses, cluster and
+/// database name) and mismatch warnings. Never infers a role.
+#[pg_extern]
+fn authority() -> JsonB {
+    JsonB(gate::authority())
 }
 
 /// Internal: true only while CREATE/ALTER EXTENSION pg_repair runs its script.

@@ -75,6 +75,54 @@ pub fn lint_body(sql: &str, body_line: u32) -> Vec<Finding> {
     })
 }
 
+/// Findings for a check body: exactly one read-only query.
+pub fn lint_check(sql: &str, body_line: u32) -> Vec<Finding> {
+    let mut findings = lint_body(sql, body_line);
+    if findings
+        .iter()
+        .any(|f| f.rule == "syntax-error" || f.rule == "empty-body")
+    {
+        return findings;
+    }
+    let extra = sqlparse::with_statements(sql, |stmts| {
+        let mut out = Vec::new();
+        if stmts.len() != 1 {
+            out.push(Finding {
+                rule: "ban-non-select-check",
+                severity: Severity::Error,
+                statement: stmts.get(1).map(|(s, _)| s.n),
+                line: stmts.get(1).map_or(body_line, |(s, _)| s.line + body_line - 1),
+                col: stmts.get(1).map_or(1, |(s, _)| s.col),
+                message: format!("a check is exactly one query returning the violating rows; found {} statements", stmts.len()),
+            });
+        }
+        if let Some((stmt, node)) = stmts.first() {
+            if !classify::is_read_only_query(*node) {
+                out.push(Finding {
+                    rule: "ban-non-select-check",
+                    severity: Severity::Error,
+                    statement: Some(stmt.n),
+                    line: stmt.line + body_line - 1,
+                    col: stmt.col,
+                    message: "a check must be a read-only SELECT (no INTO, FOR UPDATE/SHARE, or data-modifying WITH)".into(),
+                });
+            }
+        }
+        out
+    })
+    .unwrap_or_default();
+    findings.extend(extra);
+    findings
+}
+
+/// Findings for a parsed source, by kind.
+pub fn lint_source(source: &pg_repair_core::Source) -> Vec<Finding> {
+    match source {
+        pg_repair_core::Source::Check(c) => lint_check(&c.sql, c.body_line),
+        other => lint_body(other.sql(), other.body_line()),
+    }
+}
+
 /// Findings stored as jsonb back into (rule, severity) pairs, for guard 7 and preview.
 pub fn from_json(stored: &Value) -> Vec<Value> {
     stored.as_array().cloned().unwrap_or_default()

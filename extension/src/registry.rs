@@ -28,7 +28,7 @@ pub fn register(source: &str) -> Result<Registered> {
     let parsed = parse(source)?;
     let id = parsed.id().to_string();
     let hash = parsed.hash();
-    let findings: Vec<Value> = lint::lint_body(parsed.sql(), parsed.body_line())
+    let findings: Vec<Value> = lint::lint_source(&parsed)
         .iter()
         .map(lint::Finding::to_json)
         .collect();

@@ -28,10 +28,34 @@ pub struct SyntaxError {
 
 /// Line and column (1-based, columns in characters) of a byte offset.
 pub fn line_col(text: &str, byte_offset: usize) -> (u32, u32) {
-    let before = &text[..byte_offset.min(text.len())];
-    let line = before.matches('\n').count() as u32 + 1;
-    let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
-    (line, col)
+    LineIndex::new(text).line_col(byte_offset)
+}
+
+/// Byte offsets of line starts, so that positions of many statements cost O(log n) each
+/// instead of a scan from the start of the text.
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    pub fn line_col(&self, byte_offset: usize) -> (u32, u32) {
+        let offset = byte_offset.min(self.text.len());
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
+        (line as u32, col as u32 + 1)
+    }
 }
 
 /// Parses `sql` and hands the raw statements (location, length, node) to `visit`, inside the
@@ -131,6 +155,7 @@ pub fn with_statements<T>(
     f: impl FnOnce(Vec<(Statement, *mut pg_sys::Node)>) -> T,
 ) -> Result<T, SyntaxError> {
     with_parsed(sql, |raw| {
+        let index = LineIndex::new(sql);
         let stmts = raw
             .into_iter()
             .enumerate()
@@ -138,7 +163,7 @@ pub fn with_statements<T>(
                 // A statement's location is right after the previous semicolon: skip the
                 // whitespace and comments in between so positions point at its first token.
                 let start = (start + leading_noise(&sql[start..end])).min(end);
-                let (line, col) = line_col(sql, start);
+                let (line, col) = index.line_col(start);
                 let stmt = Statement {
                     n: i + 1,
                     sql: sql[start..end].trim_end().to_string(),

@@ -8,6 +8,15 @@ use pgrx::PgTryBuilder;
 use std::panic::AssertUnwindSafe;
 
 pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, Box<CaughtError>> {
+    subxact(f, true)
+}
+
+/// Like [`in_subxact`], but rolls back even on success: for work that must leave no trace.
+pub fn in_rolled_back_subxact<T>(f: impl FnOnce() -> T) -> Result<T, Box<CaughtError>> {
+    subxact(f, false)
+}
+
+fn subxact<T>(f: impl FnOnce() -> T, keep: bool) -> Result<T, Box<CaughtError>> {
     let (old_cxt, old_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
     unsafe {
@@ -19,7 +28,7 @@ pub fn in_subxact<T>(f: impl FnOnce() -> T) -> Result<T, Box<CaughtError>> {
         .catch_others(|e| Err(Box::new(e)))
         .execute();
     unsafe {
-        if res.is_ok() {
+        if keep && res.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();

@@ -1,0 +1,299 @@
+//! Validation checks: read-only queries returning violating rows, run one by one (each in a
+//! read-only subtransaction that is always rolled back), recorded append-only and hash-chained,
+//! and summarised as GO / HOLD / NO-GO.
+
+use crate::audit::{self, lock_playbook, now_text};
+use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
+use crate::guc_scope::{as_definer, with_gucs};
+use crate::identity::{self, AsUser};
+use crate::subxact::in_rolled_back_subxact;
+use crate::timeout::{self, Timer};
+use crate::{gucs, sqlparse};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// Built-ins that need no parameters: they always run.
+const BUILTINS: &[(&str, &str, &str)] = &[
+    (
+        "builtin.fk_type_mismatch",
+        "critical",
+        "SELECT * FROM repair.check_fk_type_mismatch()",
+    ),
+    (
+        "builtin.fk_missing_index",
+        "important",
+        "SELECT * FROM repair.check_fk_missing_index()",
+    ),
+    (
+        "builtin.invalid_index",
+        "critical",
+        "SELECT * FROM repair.check_invalid_index()",
+    ),
+    (
+        "builtin.table_without_pk",
+        "important",
+        "SELECT * FROM repair.check_table_without_pk()",
+    ),
+];
+
+const SAMPLE_ROWS: i64 = 5;
+
+struct Spec {
+    id: String,
+    version: Option<i32>,
+    hash: Option<String>,
+    severity: String,
+    sql: String,
+    builtin: bool,
+}
+
+pub struct CheckResult {
+    pub check_id: String,
+    pub severity: String,
+    pub status: &'static str,
+    pub violations: i64,
+    pub sample: Value,
+    pub error: Option<String>,
+}
+
+/// Registered, active checks whose tags overlap `tags` (all when None).
+fn registered(tags: Option<&[String]>) -> Vec<Spec> {
+    as_definer(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT p.id, p.version, p.hash, v.canonical::jsonb \
+                   FROM repair.playbooks p \
+                   JOIN repair.playbook_versions v ON v.playbook_id = p.id AND v.version = p.version \
+                  WHERE p.kind = 'check' AND p.status = 'active' \
+                    AND ($1::text[] IS NULL OR ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v.canonical::jsonb -> 'tags')) && $1) \
+                  ORDER BY p.id",
+                None,
+                &[tags.map(|t| t.to_vec()).into()],
+            )?;
+            let mut out = Vec::new();
+            for r in rows {
+                let doc = r.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0);
+                let sql = doc["sql"].as_str().unwrap_or_default();
+                // The query is the body's one statement, without its semicolon.
+                let query = sqlparse::split(sql).ok().and_then(|s| s.into_iter().next()).map(|s| s.sql);
+                out.push(Spec {
+                    id: r.get::<String>(1)?.unwrap_or_default(),
+                    version: r.get::<i32>(2)?,
+                    hash: r.get::<String>(3)?,
+                    severity: doc["severity"].as_str().unwrap_or("critical").to_string(),
+                    sql: query.unwrap_or_else(|| sql.to_string()),
+                    builtin: false,
+                });
+            }
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+    })
+    .expect("registered checks")
+}
+
+/// Runs one check. Registered checks run as the session user; built-ins (our own catalog
+/// queries) as the definer with a pinned search_path. Either way read-only, rolled back, and
+/// under the statement timeout. An error is a FAIL with the error.
+fn evaluate(spec: &Spec) -> CheckResult {
+    let wrapped = format!(
+        "WITH q AS MATERIALIZED ({}) SELECT (SELECT pg_catalog.count(*) FROM q), \
+         (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)), '[]'::jsonb) FROM (SELECT * FROM q LIMIT {SAMPLE_ROWS}) s)",
+        spec.sql
+    );
+    let session = identity::session_user().0;
+    let timeout_ms = gucs::statement_timeout_ms();
+    timeout::reset();
+    let capture = ErrCodeCapture::push();
+    let res = in_rolled_back_subxact(|| {
+        let _as = (!spec.builtin).then(|| AsUser::switch(session, false));
+        let mut settings = vec![(c"transaction_read_only", "on")];
+        if spec.builtin {
+            settings.push((c"search_path", "pg_catalog, pg_temp"));
+        }
+        with_gucs(&settings, || {
+            let timer = Timer::arm(timeout_ms);
+            let row = Spi::get_two::<i64, JsonB>(&wrapped);
+            drop(timer);
+            pgrx::check_for_interrupts!();
+            let (count, sample) = row.expect("check query");
+            (count.unwrap_or(0), sample.map_or(json!([]), |j| j.0))
+        })
+    });
+    let fired = timeout::fired();
+    let result = match res {
+        Ok((violations, sample)) => CheckResult {
+            check_id: spec.id.clone(),
+            severity: spec.severity.clone(),
+            status: if violations == 0 { "PASS" } else { "FAIL" },
+            violations,
+            sample,
+            error: None,
+        },
+        Err(e) => {
+            let code = caught_sqlstate(&e);
+            if code == "57014" && !fired {
+                drop(capture);
+                (*e).rethrow();
+            }
+            let message = if code == "57014" {
+                format!("timeout after {timeout_ms} ms")
+            } else {
+                caught_message(&e)
+            };
+            CheckResult {
+                check_id: spec.id.clone(),
+                severity: spec.severity.clone(),
+                status: "FAIL",
+                violations: 0,
+                sample: json!([]),
+                error: Some(format!("{code}: {message}").chars().take(1000).collect()),
+            }
+        }
+    };
+    drop(capture);
+    result
+}
+
+pub struct Decision {
+    pub decision: &'static str,
+    pub score: String,
+    pub passed: i32,
+    pub total: i32,
+    pub failed_critical: i32,
+    pub failed_important: i32,
+}
+
+/// GO: all pass. HOLD: only one or two important failures. NO-GO: any critical failure or
+/// three or more important ones.
+pub fn decide<'a>(results: impl Iterator<Item = (&'a str, &'a str)>) -> Decision {
+    let (mut total, mut passed, mut crit, mut imp) = (0, 0, 0, 0);
+    for (severity, status) in results {
+        total += 1;
+        match (status, severity) {
+            ("PASS", _) => passed += 1,
+            (_, "important") => imp += 1,
+            _ => crit += 1,
+        }
+    }
+    let decision = if crit > 0 || imp >= 3 {
+        "NO-GO"
+    } else if imp > 0 {
+        "HOLD"
+    } else {
+        "GO"
+    };
+    Decision {
+        decision,
+        score: format!("{passed}/{total}"),
+        passed,
+        total,
+        failed_critical: crit,
+        failed_important: imp,
+    }
+}
+
+pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>)> {
+    let tags = tags.map(|t| {
+        t.into_iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let mut specs: Vec<Spec> = BUILTINS
+        .iter()
+        .map(|(id, severity, sql)| Spec {
+            id: id.to_string(),
+            version: None,
+            hash: None,
+            severity: severity.to_string(),
+            sql: sql.to_string(),
+            builtin: true,
+        })
+        .collect();
+    specs.extend(registered(tags.as_deref()));
+    let started_at = as_definer(now_text);
+    let results: Vec<(CheckResult, i64, &Spec)> = specs
+        .iter()
+        .map(|spec| {
+            let clock = Instant::now();
+            let r = evaluate(spec);
+            (r, clock.elapsed().as_micros() as i64, spec)
+        })
+        .collect();
+    let finished_at = as_definer(now_text);
+    let session = identity::session_user().1;
+    let run_id = as_definer(|| {
+        let run_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
+            .expect("uuid")
+            .unwrap_or_default();
+        for (r, duration_us, spec) in &results {
+            lock_playbook(&r.check_id);
+            let mut v = Map::new();
+            v.insert(
+                "result_id".into(),
+                json!(
+                    Spi::get_one::<String>("SELECT pg_catalog.gen_random_uuid()::text")
+                        .expect("uuid")
+                ),
+            );
+            v.insert("run_id".into(), json!(run_id));
+            v.insert("check_version".into(), json!(spec.version));
+            v.insert("check_hash".into(), json!(spec.hash));
+            v.insert("severity".into(), json!(r.severity));
+            v.insert("status".into(), json!(r.status));
+            v.insert("violation_count".into(), json!(r.violations));
+            v.insert("sample".into(), r.sample.clone());
+            v.insert("error".into(), json!(r.error));
+            v.insert("duration_us".into(), json!(duration_us));
+            audit::append("check_results", &r.check_id, v);
+        }
+        let d = decide(
+            results
+                .iter()
+                .map(|(r, _, _)| (r.severity.as_str(), r.status)),
+        );
+        lock_playbook("check_runs");
+        let mut v = Map::new();
+        v.insert("run_id".into(), json!(run_id));
+        v.insert("started_at".into(), json!(started_at));
+        v.insert("finished_at".into(), json!(finished_at));
+        v.insert("session_user_name".into(), json!(session));
+        v.insert("tags".into(), json!(tags));
+        v.insert("total".into(), json!(d.total));
+        v.insert("passed".into(), json!(d.passed));
+        v.insert("failed_critical".into(), json!(d.failed_critical));
+        v.insert("failed_important".into(), json!(d.failed_important));
+        v.insert("decision".into(), json!(d.decision));
+        v.insert("score".into(), json!(d.score));
+        audit::append("check_runs", "check_runs", v);
+        run_id
+    });
+    Ok((run_id, results.into_iter().map(|(r, _, _)| r).collect()))
+}
+
+pub fn decision(run_id: &str) -> Result<Decision> {
+    let rows: Vec<(String, String)> = as_definer(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT severity, status FROM repair.check_results WHERE run_id = $1::uuid ORDER BY seq",
+                None,
+                &[run_id.into()],
+            )?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()));
+            }
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+    })
+    .map_err(|e| RepairError::new(Kind::InvalidArgument, format!("cannot read check run {run_id}: {e}")))?;
+    if rows.is_empty() {
+        return Err(
+            RepairError::new(Kind::InvalidArgument, format!("no check run {run_id}"))
+                .hint("Use the run_id that repair.run_checks() returned."),
+        );
+    }
+    Ok(decide(rows.iter().map(|(s, st)| (s.as_str(), st.as_str()))))
+}
