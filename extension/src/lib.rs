@@ -364,7 +364,7 @@ mod tests {
             vec![
                 (1, 1, 1, "CreateStmt"),
                 (2, 2, 3, "SelectStmt"),
-                (3, 5, 25, "DoStmt")
+                (3, 5, 26, "DoStmt")
             ]
         );
         assert_eq!(s[1].sql, "SELECT ';'");
