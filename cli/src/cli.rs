@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub const ABOUT: &str =
-    "Lint, install, preview and execute pg_repair playbooks; read and verify the audit trail";
+    "Lint, install, preview and execute pg_repair playbooks; read and verify the audit \
+     trail; run validation checks, baselines and the migration gate";
 
 pub const LONG_ABOUT: &str = "\
 pgrepair is the command-line client of the pg_repair PostgreSQL extension. It registers repair
@@ -166,6 +167,111 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+
+    /// Run the validation checks and print the GO / HOLD / NO-GO decision.
+    ///
+    /// Calls repair.run_checks(): the built-in checks always run (builtin.fk_type_mismatch,
+    /// builtin.fk_missing_index, builtin.invalid_index, builtin.table_without_pk), plus the
+    /// registered check files whose tags overlap --tag (all of them without --tag). The run is
+    /// recorded; repair.decision() gives GO (all pass), HOLD (only 1-2 important failures) or
+    /// NO-GO (any critical failure, or 3+ important), and the score passed/total.
+    ///
+    /// Output: a check / severity / status / violations / error table, then
+    /// `decision: GO  score: 5/5`. With --json: {run_id, decision, score, passed, total,
+    /// failed_critical, failed_important, checks: [{check_id, severity, status,
+    /// violation_count, sample, error}]}.
+    ///
+    /// Exit 0 on GO, 4 on HOLD, 3 on NO-GO.
+    ///
+    /// Example:
+    ///   pgrepair check --tag restore --tag billing
+    ///   pgrepair --json check | jq '.checks[] | select(.status == "FAIL")'
+    #[command(verbatim_doc_comment)]
+    Check {
+        /// Run the registered checks with this tag (repeatable); built-ins always run.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+
+    /// Row-count baselines: capture exact counts under a label, verify the drift since.
+    ///
+    /// Example:
+    ///   pgrepair baseline capture before-restore
+    ///   pgrepair baseline verify before-restore || echo "row counts changed"
+    #[command(verbatim_doc_comment)]
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+
+    /// The migration gate: may migrations run on this database, as this user?
+    ///
+    /// Calls repair.assert_migrations_allowed() (guards 1-3: the declared role must be valid,
+    /// a replica is always refused, prod needs repair.allow_prod = on and --confirm-prod, and
+    /// the session user must be an executor), then repair.authority() for mismatch warnings
+    /// (skipped if unavailable). Run it before Alembic, Flyway, Sqitch or any migration script.
+    ///
+    /// Output: `allowed on <role> (session user <user>)` and one `warning:` line per authority
+    /// warning. With --json: {allowed, gate, authority, warnings}.
+    ///
+    /// Exit 0 when allowed; 1 when refused (one line with the SQLSTATE: RP001 ROLE_UNDECLARED,
+    /// RP002 ENV_DISABLED, 42501 NOT_AUTHORIZED).
+    ///
+    /// Example:
+    ///   pgrepair gate && alembic upgrade head
+    ///   pgrepair gate --confirm-prod
+    #[command(verbatim_doc_comment)]
+    Gate {
+        /// Confirm migrations on a database declared `prod` (also needs repair.allow_prod = on).
+        #[arg(long)]
+        confirm_prod: bool,
+    },
+
+    /// Exit 99 when the database has no user tables (e.g. a restore that produced nothing).
+    ///
+    /// Counts repair.user_tables() (tables outside pg_catalog, information_schema, repair and
+    /// extensions). Exit 0 when there is at least one, 99 when there is none.
+    ///
+    /// Example:
+    ///   pg_restore -d app app.dump && pgrepair assert-not-empty
+    #[command(verbatim_doc_comment)]
+    AssertNotEmpty,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Store the exact row count of every user table (or of the --table list) under LABEL.
+    ///
+    /// Counting is exact (count(*)), so it can take a while on big tables: the server reports
+    /// progress as NOTICE lines on stderr at most once a second. Prints the number of tables
+    /// and the total rows. With --json: {label, tables, total_rows, counts: [{table_name,
+    /// row_count}]}.
+    ///
+    /// Example:
+    ///   pgrepair baseline capture pre-migration
+    ///   pgrepair baseline capture pre-fix --table public.orders --table billing.invoices
+    #[command(verbatim_doc_comment)]
+    Capture {
+        /// Baseline label; the newest capture of a label is the one verified.
+        label: String,
+        /// Only this table (a regclass name such as public.orders; repeatable).
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+    },
+
+    /// Compare the current row counts with the newest capture of LABEL.
+    ///
+    /// No drift: prints `no drift`, exit 0. Drift: a table / status (changed, added, missing)
+    /// / before / after table, exit 3. An unknown label is an error (exit 1, SQLSTATE 22023).
+    /// With --json: {label, drift, tables: [{table_name, status, before, after}]}.
+    ///
+    /// Example:
+    ///   pgrepair baseline verify pre-migration
+    #[command(verbatim_doc_comment)]
+    Verify {
+        /// Baseline label.
+        label: String,
     },
 }
 

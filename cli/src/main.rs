@@ -16,7 +16,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 use serde_json::json;
 
-use crate::cli::{AuditCommand, Cli, Command};
+use crate::cli::{AuditCommand, BaselineCommand, Cli, Command};
 use crate::commands::Ctx;
 use crate::error::CliError;
 
@@ -63,6 +63,15 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<i32, CliError> {
         Command::Audit {
             command: AuditCommand::Verify { expect_head },
         } => commands::audit::verify(ctx, expect_head.as_deref()),
+        Command::Check { tags } => commands::check::run(ctx, tags),
+        Command::Baseline {
+            command: BaselineCommand::Capture { label, tables },
+        } => commands::baseline::capture(ctx, label, tables),
+        Command::Baseline {
+            command: BaselineCommand::Verify { label },
+        } => commands::baseline::verify(ctx, label),
+        Command::Gate { confirm_prod } => commands::gate::run(ctx, *confirm_prod),
+        Command::AssertNotEmpty => commands::assert_not_empty::run(ctx),
     }
 }
 

@@ -306,8 +306,19 @@ fn statements_run_as_the_session_user_never_the_definer() {
         (r["status"].as_str(), r["error_code"].as_str()),
         (Some("FAILED"), Some("42501"))
     );
-    // SET ROLE inside a playbook is refused, identity is back afterwards
+    // SET ROLE is refused statically (lint) and, reached dynamically, at runtime; identity is
+    // back afterwards
     let hs = reg(c, &db, &playbook("setrole", "SET ROLE postgres;"));
+    let e = db_error(execute(&mut a, "setrole", &hs, "r"));
+    assert_eq!(e.code().code(), "RP007");
+    let hs = reg(
+        c,
+        &db,
+        &playbook(
+            "setrole",
+            "DO $$ BEGIN EXECUTE 'SET ROLE postgres'; END $$;",
+        ),
+    );
     let r = execute(&mut a, "setrole", &hs, "r").unwrap();
     assert_eq!(r["status"], "FAILED");
     assert_eq!(one::<String>(&mut a, "SELECT current_user::text"), "alice");

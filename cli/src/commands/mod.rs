@@ -1,8 +1,12 @@
 //! One module per subcommand. Each prints its own result (table or JSON) and returns the exit
 //! code; errors go back to `main` as `CliError`, which renders them.
 
+pub mod assert_not_empty;
 pub mod audit;
+pub mod baseline;
+pub mod check;
 pub mod execute;
+pub mod gate;
 pub mod hash;
 pub mod install;
 pub mod lint;

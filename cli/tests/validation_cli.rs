@@ -1,0 +1,305 @@
+//! End-to-end tests of `pgrepair check`, `baseline`, `gate` and `assert-not-empty` against the
+//! scratch cluster of `pg_repair_tests` (db_role = staging, executors = repair_operators).
+//! Roles: alice = operator (executor), bob = nobody.
+
+use std::process::Output;
+
+use assert_cmd::Command;
+use pg_repair_tests::{register, Cluster};
+use serde_json::Value;
+
+/// The harness does not grant the validation and gate functions: the tests do, as postgres.
+const GRANTS_SQL: &str = "
+    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA repair TO repair_operators;
+";
+
+/// A schema every built-in check passes on: primary keys, FK columns indexed, same types.
+const CLEAN_SCHEMA_SQL: &str = "
+    CREATE TABLE public.customers (id bigint PRIMARY KEY, name text);
+    CREATE TABLE public.orders (
+        id bigint PRIMARY KEY,
+        customer_id bigint NOT NULL REFERENCES public.customers (id)
+    );
+    CREATE INDEX orders_customer_id ON public.orders (customer_id);
+    INSERT INTO public.customers VALUES (1, 'a'), (2, 'b');
+    INSERT INTO public.orders VALUES (10, 1), (11, 2), (12, 2);
+";
+
+fn pgrepair() -> Command {
+    let mut cmd = Command::cargo_bin("pgrepair").expect("binary built");
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSERVICE",
+        "PGSSLMODE",
+        "PGOPTIONS",
+        "RUST_BACKTRACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn cli(c: &Cluster, db: &str, user: &str) -> Command {
+    let mut cmd = pgrepair();
+    cmd.arg("--dsn").arg(c.url(db, user));
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run pgrepair")
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn expect_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout_of(out),
+        stderr_of(out)
+    );
+    for text in [stdout_of(out), stderr_of(out)] {
+        assert!(!text.contains("panicked"), "panic text in: {text}");
+        assert!(
+            !text.contains("internal error"),
+            "internal error in: {text}"
+        );
+    }
+}
+
+#[track_caller]
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+            stdout_of(out),
+            stderr_of(out)
+        )
+    })
+}
+
+/// A fresh database with the clean schema and the grants.
+fn clean_db(c: &Cluster, label: &str) -> String {
+    let db = c.fresh_db(label);
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(GRANTS_SQL).expect("grants");
+    su.batch_execute(CLEAN_SCHEMA_SQL).expect("clean schema");
+    db
+}
+
+fn check_file(id: &str, severity: &str, tag: &str) -> String {
+    format!(
+        "-- check: {id}\n-- title: always fails ({severity})\n-- severity: {severity}\n\
+         -- tags: {tag}\nSELECT 1 AS bad;\n"
+    )
+}
+
+const BUILTINS: [&str; 4] = [
+    "builtin.fk_type_mismatch",
+    "builtin.fk_missing_index",
+    "builtin.invalid_index",
+    "builtin.table_without_pk",
+];
+
+#[test]
+fn check_go_on_a_clean_schema() {
+    let c = Cluster::shared();
+    let db = clean_db(c, "check_go");
+
+    let out = run(cli(c, &db, "alice").arg("check"));
+    expect_code(&out, 0);
+    let text = stdout_of(&out);
+    for id in BUILTINS {
+        assert!(text.contains(id), "{id} missing in:\n{text}");
+    }
+    assert!(text.contains("decision: GO  score: 4/4"), "{text}");
+
+    let out = run(cli(c, &db, "alice").args(["--json", "check"]));
+    expect_code(&out, 0);
+    let v = json_of(&out);
+    assert_eq!(v["decision"], "GO", "{v}");
+    assert_eq!(v["score"], "4/4", "{v}");
+    assert!(v["run_id"].as_str().is_some_and(|s| s.len() == 36), "{v}");
+    let checks = v["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 4, "{v}");
+    assert!(checks.iter().all(|c| c["status"] == "PASS"), "{v}");
+}
+
+#[test]
+fn check_hold_on_one_important_failure() {
+    let c = Cluster::shared();
+    let db = clean_db(c, "check_hold");
+    let mut su = c.connect(&db, "postgres");
+    register(&mut su, &check_file("x", "important", "t"));
+
+    let out = run(cli(c, &db, "alice").args(["check", "--tag", "t"]));
+    expect_code(&out, 4);
+    let text = stdout_of(&out);
+    assert!(text.contains("decision: HOLD  score: 4/5"), "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+
+    let out = run(cli(c, &db, "alice").args(["--json", "check", "--tag", "t"]));
+    expect_code(&out, 4);
+    let v = json_of(&out);
+    assert_eq!(v["decision"], "HOLD", "{v}");
+    let failed: Vec<&Value> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "FAIL")
+        .collect();
+    assert_eq!(failed.len(), 1, "{v}");
+    assert_eq!(failed[0]["check_id"], "x", "{v}");
+    assert_eq!(failed[0]["violation_count"], 1, "{v}");
+
+    // An unrelated tag: only the built-ins run, all pass.
+    let out = run(cli(c, &db, "alice").args(["check", "--tag", "other"]));
+    expect_code(&out, 0);
+}
+
+#[test]
+fn check_no_go_on_a_critical_failure() {
+    let c = Cluster::shared();
+    let db = clean_db(c, "check_nogo");
+    let mut su = c.connect(&db, "postgres");
+    register(&mut su, &check_file("crit", "critical", "t"));
+
+    let out = run(cli(c, &db, "alice").args(["check", "--tag", "t"]));
+    expect_code(&out, 3);
+    assert!(
+        stdout_of(&out).contains("decision: NO-GO  score: 4/5"),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = run(cli(c, &db, "alice").args(["--json", "check", "--tag", "t"]));
+    expect_code(&out, 3);
+    assert_eq!(json_of(&out)["decision"], "NO-GO");
+}
+
+#[test]
+fn baseline_capture_verify_and_drift() {
+    let c = Cluster::shared();
+    let db = clean_db(c, "baseline");
+
+    let out = run(cli(c, &db, "alice").args(["baseline", "capture", "pre"]));
+    expect_code(&out, 0);
+    let text = stdout_of(&out);
+    assert!(text.contains("2 tables, 5 rows"), "{text}");
+
+    let out = run(cli(c, &db, "alice").args(["baseline", "verify", "pre"]));
+    expect_code(&out, 0);
+    assert!(stdout_of(&out).contains("no drift"), "{}", stdout_of(&out));
+
+    c.connect(&db, "postgres")
+        .batch_execute("INSERT INTO public.orders VALUES (13, 1)")
+        .expect("insert");
+    let out = run(cli(c, &db, "alice").args(["baseline", "verify", "pre"]));
+    expect_code(&out, 3);
+    let text = stdout_of(&out);
+    assert!(text.contains("public.orders"), "{text}");
+    assert!(!text.contains("public.customers"), "{text}");
+    assert!(text.contains("changed"), "{text}");
+
+    let out = run(cli(c, &db, "alice").args(["--json", "baseline", "verify", "pre"]));
+    expect_code(&out, 3);
+    let v = json_of(&out);
+    let tables = v["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 1, "{v}");
+    assert_eq!(tables[0]["table_name"], "public.orders", "{v}");
+    assert_eq!(tables[0]["before"], 3, "{v}");
+    assert_eq!(tables[0]["after"], 4, "{v}");
+
+    // A capture of a chosen table only.
+    let out = run(cli(c, &db, "alice").args([
+        "--json",
+        "baseline",
+        "capture",
+        "only",
+        "--table",
+        "public.customers",
+    ]));
+    expect_code(&out, 0);
+    let v = json_of(&out);
+    assert_eq!(v["tables"], 1, "{v}");
+    assert_eq!(v["total_rows"], 2, "{v}");
+
+    // An unknown label is an error, not "no drift".
+    let out = run(cli(c, &db, "alice").args(["baseline", "verify", "never-captured"]));
+    expect_code(&out, 1);
+    assert!(stderr_of(&out).contains("22023"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn assert_not_empty_exits_99_on_an_empty_database() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("empty");
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(GRANTS_SQL).expect("grants");
+
+    let out = run(cli(c, &db, "alice").arg("assert-not-empty"));
+    expect_code(&out, 99);
+    assert!(
+        stderr_of(&out).contains(&format!("database {db} has no user tables")),
+        "{}",
+        stderr_of(&out)
+    );
+
+    su.batch_execute("CREATE TABLE public.t (id int)")
+        .expect("create table");
+    let out = run(cli(c, &db, "alice").arg("assert-not-empty"));
+    expect_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("1 user table"),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+#[test]
+fn gate_allows_an_executor_and_refuses_anyone_else() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("gate");
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(GRANTS_SQL).expect("grants");
+    su.batch_execute(
+        "GRANT USAGE ON SCHEMA repair TO bob;
+         GRANT EXECUTE ON FUNCTION repair.assert_migrations_allowed(boolean),
+             repair.authority() TO bob;",
+    )
+    .expect("grants for bob");
+
+    let out = run(cli(c, &db, "alice").arg("gate"));
+    expect_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("allowed on staging"),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = run(cli(c, &db, "alice").args(["--json", "gate"]));
+    expect_code(&out, 0);
+    let v = json_of(&out);
+    assert_eq!(v["allowed"], true, "{v}");
+    assert_eq!(v["gate"]["declared_role"], "staging", "{v}");
+
+    let out = run(cli(c, &db, "bob").arg("gate"));
+    expect_code(&out, 1);
+    let err = stderr_of(&out);
+    assert!(err.contains("NOT_AUTHORIZED"), "{err}");
+    assert!(err.contains("42501"), "{err}");
+    assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
+}
