@@ -27,7 +27,8 @@ impl Hit {
 /// Parse trees nested deeper than this are reported instead of walked further.
 const MAX_DEPTH: usize = 64;
 
-unsafe fn nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+/// The elements of a pointer List (PG 13+ array-based).
+pub unsafe fn nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
     if list.is_null() {
         return vec![];
     }

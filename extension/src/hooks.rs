@@ -36,17 +36,6 @@ pub fn in_extension_script() -> bool {
     }
 }
 
-unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
-    if list.is_null() {
-        return vec![];
-    }
-    unsafe {
-        (0..(*list).length as usize)
-            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
-            .collect()
-    }
-}
-
 unsafe fn cstr_eq(p: *const c_char, s: &[u8]) -> bool {
     !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == s
 }
@@ -68,7 +57,7 @@ unsafe fn refused(node: *mut pg_sys::Node) -> Option<&'static str> {
             pg_sys::NodeTag::T_DropStmt => {
                 let stmt = node as *mut pg_sys::DropStmt;
                 ((*stmt).removeType == pg_sys::ObjectType::OBJECT_SCHEMA
-                    && list_nodes((*stmt).objects)
+                    && crate::classify::nodes((*stmt).objects)
                         .into_iter()
                         .any(|n| cstr_eq((*(n as *mut pg_sys::String)).sval, b"repair")))
                 .then_some("DROP SCHEMA repair")
@@ -179,12 +168,11 @@ unsafe extern "C-unwind" fn process_utility(
 unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &'static str)> {
     unsafe {
         let mut plans = vec![(*stmt).planTree];
-        let subplans = (*stmt).subplans;
-        if !subplans.is_null() {
-            for i in 0..(*subplans).length as usize {
-                plans.push((*(*subplans).elements.add(i)).ptr_value as *mut pg_sys::Plan);
-            }
-        }
+        plans.extend(
+            crate::classify::nodes((*stmt).subplans)
+                .into_iter()
+                .map(|n| n as *mut pg_sys::Plan),
+        );
         for plan in plans {
             if plan.is_null() || (*plan).type_ != pg_sys::NodeTag::T_ModifyTable {
                 continue;

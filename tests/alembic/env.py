@@ -24,9 +24,18 @@ def confirm_prod() -> bool:
     return os.environ.get("REPAIR_CONFIRM_PROD", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def database_url() -> str:
+    # A libpq URL (postgresql://...) means psycopg2 here, whatever SQLAlchemy's default driver.
+    url = os.environ["DATABASE_URL"]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
 def run_migrations_offline() -> None:
     # The generated script starts with the gate, so psql -v ON_ERROR_STOP=1 stops there.
-    context.configure(url=os.environ["DATABASE_URL"], literal_binds=True)
+    context.configure(url=database_url(), literal_binds=True)
     with context.begin_transaction():
         context.execute(
             "SELECT repair.assert_migrations_allowed(%s)" % ("true" if confirm_prod() else "false")
@@ -35,7 +44,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(os.environ["DATABASE_URL"], poolclass=pool.NullPool)
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=None)
         with context.begin_transaction():
