@@ -1,15 +1,14 @@
 //! Black-box tests of the `pgrepair` binary that need no PostgreSQL server: offline hashing,
 //! local parse errors, usage errors and connection failures (against a closed port).
 
+mod common;
+use common::*;
+
 use std::fs;
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
-
-/// Nothing listens on port 1; connect_timeout keeps a filtered port from hanging the test.
-const CLOSED_DSN: &str = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
 
 const PLAYBOOK: &str = "\
 -- repair: intent_issue_tables
@@ -38,53 +37,6 @@ const BAD_PLAYBOOK: &str = "\
 -- colour: blue
 CREATE TABLE IF NOT EXISTS public.t (id int);
 ";
-
-fn pgrepair() -> Command {
-    let mut cmd = Command::cargo_bin("pgrepair").expect("binary built");
-    // Hermetic: no ambient connection settings or password file.
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "PGSSLMODE",
-        "PGREPAIR_BACKUP_DIR",
-        "PGREPAIR_EXPECT_HEAD",
-        "PGREPAIR_REQUEST_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    fs::write(&path, text).expect("write test file");
-    path.to_string_lossy().into_owned()
-}
-
-fn stdout_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_no_panic(text: &str) {
-    assert!(!text.contains("panicked"), "panic text in: {text}");
-    assert!(
-        !text.contains("RUST_BACKTRACE"),
-        "backtrace hint in: {text}"
-    );
-    assert!(
-        !text.contains("internal error"),
-        "internal error in: {text}"
-    );
-}
 
 #[test]
 fn hash_matches_core() {
@@ -153,7 +105,7 @@ fn hash_of_malformed_file_reports_file_and_line() {
     let err = stderr_of(&out);
     assert!(err.starts_with(&format!("{file}:3: ")), "stderr: {err}");
     assert!(out.stdout.is_empty());
-    assert_no_panic(&err);
+    assert_clean_text(&err);
 }
 
 #[test]
@@ -180,7 +132,7 @@ fn hash_of_missing_file_fails_cleanly() {
         err.contains("/nonexistent/pgrepair/x.sql: cannot read"),
         "{err}"
     );
-    assert_no_panic(&err);
+    assert_clean_text(&err);
 }
 
 #[test]
@@ -285,7 +237,7 @@ fn closed_port_is_a_one_line_connection_error() {
             err.starts_with("pgrepair: cannot connect to 127.0.0.1:1/x as x: "),
             "{args:?}: {err}"
         );
-        assert_no_panic(&err);
+        assert_clean_text(&err);
         assert!(out.stdout.is_empty());
     }
 }
@@ -365,7 +317,7 @@ fn invalid_dsn_is_a_usage_error() {
         err.starts_with("pgrepair: invalid connection string"),
         "{err}"
     );
-    assert_no_panic(&err);
+    assert_clean_text(&err);
 }
 
 #[test]
@@ -389,7 +341,7 @@ fn install_reports_every_parse_error_before_connecting() {
     assert!(!err.contains("cannot connect"), "{err}");
     assert!(err.contains("nothing was installed"), "{err}");
     assert!(!err.contains("notes.txt"));
-    assert_no_panic(&err);
+    assert_clean_text(&err);
 }
 
 #[test]

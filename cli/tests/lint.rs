@@ -2,16 +2,12 @@
 //! is never contacted) and end-to-end against a real PostgreSQL 15 server with pg_repair
 //! preloaded (the `pg_repair_tests` scratch cluster). The linting runs as carol (an author).
 
-use std::fs;
-use std::path::Path;
-use std::process::Output;
+mod common;
+use common::*;
 
 use assert_cmd::Command;
 use pg_repair_tests::{playbook, Cluster};
 use serde_json::Value;
-
-/// Nothing listens on port 1: any attempt to connect would fail with exit 2.
-const CLOSED_DSN: &str = "host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2";
 
 const CLEAN_BODY: &str = "\
 CREATE TABLE IF NOT EXISTS public.x (id bigint PRIMARY KEY);
@@ -25,70 +21,6 @@ const BAD_HEADER: &str = "\
 -- colour: blue
 CREATE TABLE IF NOT EXISTS public.t (id int);
 ";
-
-fn pgrepair() -> Command {
-    let mut cmd = Command::cargo_bin("pgrepair").expect("binary built");
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "PGSERVICE",
-        "PGSSLMODE",
-        "PGOPTIONS",
-        "RUST_BACKTRACE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &[u8]) -> String {
-    let path = dir.join(name);
-    fs::write(&path, text).expect("write test file");
-    path.to_string_lossy().into_owned()
-}
-
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn expect_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit code\n--- stdout\n{}\n--- stderr\n{}",
-        stdout_of(out),
-        stderr_of(out)
-    );
-    for text in [stdout_of(out), stderr_of(out)] {
-        assert!(!text.contains("panicked"), "panic text in: {text}");
-        assert!(
-            !text.contains("internal error"),
-            "internal error in: {text}"
-        );
-    }
-}
-
-#[track_caller]
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
 
 /// A fresh database where carol (author) may call repair.lint.
 fn lint_db(c: &Cluster, label: &str) -> String {

@@ -2,11 +2,12 @@
 //! pg_repair preloaded (the scratch cluster of `pg_repair_tests`). Every test gets its own
 //! database. Roles: alice = operator (executor), bob = nobody, carol = author, dave = auditor.
 
+mod common;
+use common::*;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use assert_cmd::Command;
 use pg_repair_tests::{playbook, register, repo_root, Cluster, PG_BIN};
 use serde_json::Value;
 
@@ -29,100 +30,6 @@ const SAMPLE_TABLES_SQL: &str = "
     ALTER TABLE public.orders OWNER TO alice;
     ALTER TABLE public.customers OWNER TO alice;
 ";
-
-/// The binary with no ambient connection settings.
-fn pgrepair() -> Command {
-    let mut cmd = Command::cargo_bin("pgrepair").expect("binary built");
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "PGSERVICE",
-        "PGSSLMODE",
-        "PGOPTIONS",
-        "PGREPAIR_BACKUP_DIR",
-        "PGREPAIR_EXPECT_HEAD",
-        "PGREPAIR_REQUEST_ID",
-        "PGREPAIR_PG_DUMP",
-        "RUST_BACKTRACE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// `pgrepair --dsn <url of db as user>`.
-fn cli(c: &Cluster, db: &str, user: &str) -> Command {
-    let mut cmd = pgrepair();
-    cmd.arg("--dsn").arg(c.url(db, user));
-    cmd
-}
-
-/// `pgrepair` reaching db as user only through the libpq environment variables.
-fn cli_env(c: &Cluster, db: &str, user: &str) -> Command {
-    let mut cmd = pgrepair();
-    cmd.env("PGHOST", "127.0.0.1")
-        .env("PGPORT", c.port.to_string())
-        .env("PGUSER", user)
-        .env("PGDATABASE", db);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run pgrepair")
-}
-
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing both streams when it is wrong.
-#[track_caller]
-fn expect_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit code\n--- stdout\n{}\n--- stderr\n{}",
-        stdout_of(out),
-        stderr_of(out)
-    );
-    assert_no_panic(out);
-}
-
-#[track_caller]
-fn assert_no_panic(out: &Output) {
-    for text in [stdout_of(out), stderr_of(out)] {
-        assert!(!text.contains("panicked"), "panic text in: {text}");
-        assert!(
-            !text.contains("RUST_BACKTRACE"),
-            "backtrace hint in: {text}"
-        );
-        assert!(
-            !text.contains("internal error"),
-            "internal error in: {text}"
-        );
-    }
-}
-
-#[track_caller]
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
 
 #[track_caller]
 fn assert_keys(v: &Value, keys: &[&str]) {

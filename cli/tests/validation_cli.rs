@@ -2,9 +2,9 @@
 //! scratch cluster of `pg_repair_tests` (db_role = staging, executors = repair_operators).
 //! Roles: alice = operator (executor), bob = nobody.
 
-use std::process::Output;
+mod common;
+use common::*;
 
-use assert_cmd::Command;
 use pg_repair_tests::{register, Cluster};
 use serde_json::Value;
 
@@ -24,74 +24,6 @@ const CLEAN_SCHEMA_SQL: &str = "
     INSERT INTO public.customers VALUES (1, 'a'), (2, 'b');
     INSERT INTO public.orders VALUES (10, 1), (11, 2), (12, 2);
 ";
-
-fn pgrepair() -> Command {
-    let mut cmd = Command::cargo_bin("pgrepair").expect("binary built");
-    for var in [
-        "DATABASE_URL",
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGPASSFILE",
-        "PGSERVICE",
-        "PGSSLMODE",
-        "PGOPTIONS",
-        "RUST_BACKTRACE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn cli(c: &Cluster, db: &str, user: &str) -> Command {
-    let mut cmd = pgrepair();
-    cmd.arg("--dsn").arg(c.url(db, user));
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run pgrepair")
-}
-
-fn stdout_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn expect_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exit code\n--- stdout\n{}\n--- stderr\n{}",
-        stdout_of(out),
-        stderr_of(out)
-    );
-    for text in [stdout_of(out), stderr_of(out)] {
-        assert!(!text.contains("panicked"), "panic text in: {text}");
-        assert!(
-            !text.contains("internal error"),
-            "internal error in: {text}"
-        );
-    }
-}
-
-#[track_caller]
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
-            stdout_of(out),
-            stderr_of(out)
-        )
-    })
-}
 
 /// A fresh database with the clean schema and the grants.
 fn clean_db(c: &Cluster, label: &str) -> String {
