@@ -11,6 +11,29 @@ fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T 
         .get(0)
 }
 
+/// What repair.verify_audit() says.
+struct Verdict {
+    ok: bool,
+    first_bad_run: Option<String>,
+    first_bad_table: Option<String>,
+    problem: String,
+}
+
+fn verify(c: &mut Client) -> Verdict {
+    let r = c
+        .query_one(
+            "SELECT ok, first_bad_run::text, first_bad_table, coalesce(problem, '') FROM repair.verify_audit()",
+            &[],
+        )
+        .expect("verify_audit");
+    Verdict {
+        ok: r.get(0),
+        first_bad_run: r.get(1),
+        first_bad_table: r.get(2),
+        problem: r.get(3),
+    }
+}
+
 /// A database with `runs` successful runs of two playbooks.
 fn with_runs(c: &Cluster, label: &str, runs: usize) -> String {
     let db = c.fresh_db(label);
@@ -121,22 +144,10 @@ fn superuser_edit_is_detected_by_verify_audit() {
         "UPDATE repair.runs SET reason = 'innocent' WHERE run_id = '{victim}'"
     ))
     .unwrap();
-    let row = su
-        .query_one(
-            "SELECT ok, rows_checked, first_bad_run::text, problem FROM repair.verify_audit()",
-            &[],
-        )
-        .unwrap();
-    assert!(!row.get::<_, bool>(0));
-    assert_eq!(
-        row.get::<_, Option<String>>(2).as_deref(),
-        Some(victim.as_str())
-    );
-    assert!(
-        row.get::<_, String>(3).contains("edited"),
-        "{}",
-        row.get::<_, String>(3)
-    );
+    let v = verify(&mut su);
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_run.as_deref(), Some(victim.as_str()));
+    assert!(v.problem.contains("edited"), "{}", v.problem);
 }
 
 #[test]
@@ -158,18 +169,10 @@ fn superuser_delete_is_detected_by_verify_audit_and_audit_head() {
         "DELETE FROM repair.runs WHERE run_id = '{deleted}'"
     ))
     .unwrap();
-    let row = su
-        .query_one(
-            "SELECT ok, first_bad_run::text, problem FROM repair.verify_audit()",
-            &[],
-        )
-        .unwrap();
-    assert!(!row.get::<_, bool>(0));
-    assert_eq!(
-        row.get::<_, Option<String>>(1).as_deref(),
-        Some(next.as_str())
-    );
-    assert!(row.get::<_, String>(2).contains("does not link"));
+    let v = verify(&mut su);
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_run.as_deref(), Some(next.as_str()));
+    assert!(v.problem.contains("does not link"));
 }
 
 #[test]
@@ -220,14 +223,9 @@ fn registry_tamper_is_detected() {
           WHERE playbook_id = 'audited_a'",
     )
     .unwrap();
-    let row = su
-        .query_one(
-            "SELECT ok, first_bad_table, problem FROM repair.verify_audit()",
-            &[],
-        )
-        .unwrap();
-    assert!(!row.get::<_, bool>(0));
-    assert_eq!(row.get::<_, String>(1), "playbook_versions");
+    let v = verify(&mut su);
+    assert!(!v.ok);
+    assert_eq!(v.first_bad_table.as_deref(), Some("playbook_versions"));
 }
 
 #[test]
