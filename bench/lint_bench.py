@@ -194,9 +194,14 @@ def cmd_speed(a):
             [a.pgrepair, "--dsn", a.dsn, "lint", file], reps
         )
         cli_label = "pgrepair lint (CLI, wall clock)"
-        print(f"  {cli_label:<34} median {fmt_ms(cli_med):>10}   "
-              f"runs: {', '.join(fmt_ms(t) for t in cli_times)}   exit {cli_rc}")
-        print(f"  ratio squawk / pgrepair lint: {sq_med / cli_med:.2f}x")
+        if cli_rc not in (0, 1):
+            # 0/1 are lint verdicts; anything else (usage, connection) means nothing was linted.
+            print(f"  {cli_label:<34} exit {cli_rc}: not timed (stale binary or no connection? "
+                  "cargo build --release -p pgrepair)")
+        else:
+            print(f"  {cli_label:<34} median {fmt_ms(cli_med):>10}   "
+                  f"runs: {', '.join(fmt_ms(t) for t in cli_times)}   exit {cli_rc}")
+            print(f"  ratio squawk / pgrepair lint: {sq_med / cli_med:.2f}x")
     else:
         print("  pgrepair lint (CLI end to end): skipped, no release binary "
               "(cargo build --release -p pgrepair)")
