@@ -109,6 +109,10 @@ COMMENT ON COLUMN repair.runs.prev_hash IS 'row_hash of this playbook''s previou
 COMMENT ON COLUMN repair.runs.row_hash IS
     'sha256(coalesce(prev_hash, 64 zeros) || canonical JSON of the row without prev_hash/row_hash)';
 COMMENT ON COLUMN repair.runs.duration_us IS 'wall time of the run in microseconds';
+COMMENT ON COLUMN repair.registry_events.version_digest IS
+    'SHA-256 of the canonical JSON of the version row this event records (every column: source, lint, registered_by, ...), so the chain covers playbook_versions';
+COMMENT ON COLUMN repair.baseline_captures.counts_digest IS
+    'SHA-256 of the canonical JSON {table: row_count} of this capture''s repair.baseline_counts rows';
 
 COMMENT ON FUNCTION repair.register(text) IS
     'Parse, lint and store a playbook or check file; returns (id, version, hash, status new|unchanged|updated)';
@@ -123,14 +127,14 @@ COMMENT ON FUNCTION repair.preview(text) IS
 COMMENT ON FUNCTION repair.execute(text, text, text, boolean, text) IS
     'Run a playbook through every guard, in a subtransaction, and record the run in repair.runs; returns the run as jsonb';
 COMMENT ON FUNCTION repair.verify_audit() IS
-    'Recompute every hash chain (runs, registry events) and the stored versions; names the first bad row';
+    'Recompute every hash chain (runs, registry events, checks, baselines), every stored version and baseline count; ok, the first bad row, and problems: every broken link';
 COMMENT ON FUNCTION repair.audit_head() IS
     'SHA-256 over the newest row_hash of every chain: export it and pin it outside the database';
 COMMENT ON TABLE repair.check_runs IS
     'One row per repair.run_checks() call with its decision and score (append-only, hash-chained)';
 COMMENT ON TABLE repair.check_results IS
     'One row per check per run: status, violations, a sample, the error if it failed to run (append-only, hash-chained per check)';
-COMMENT ON TABLE repair.baseline_captures IS 'Row-count baselines by label (append-only; the newest capture of a label is verified)';
+COMMENT ON TABLE repair.baseline_captures IS 'Row-count baselines by label (append-only, hash-chained per label; verify compares against the first capture unless one is named)';
 COMMENT ON TABLE repair.baseline_counts IS 'Exact row counts per table of each baseline capture (append-only)';
 COMMENT ON FUNCTION repair.run_checks(text[]) IS
     'Run the built-in checks and the registered checks (tags overlap, or all) read-only; record and return one row per check';
@@ -140,7 +144,9 @@ COMMENT ON FUNCTION repair.baseline_capture(text, regclass[]) IS
     'Store exact row counts of the given tables (NULL: every user table) under a label';
 COMMENT ON FUNCTION repair._baseline_capture(text, oid[]) IS 'Internal: body of repair.baseline_capture';
 COMMENT ON FUNCTION repair.baseline_verify(text) IS
-    'Tables whose row count changed since the newest baseline of a label, plus tables added or missing';
+    'Tables whose row count changed since the first capture of a label, plus tables added or missing; counted as the session user';
+COMMENT ON FUNCTION repair.baseline_verify(text, uuid) IS
+    'Tables whose row count changed since the named capture of a label, plus tables added or missing; counted as the session user';
 COMMENT ON FUNCTION repair.assert_migrations_allowed(boolean) IS
     'Migration gate: guards 1-3 (declared role, environment incl. prod confirmation, executor); raises the guard''s error';
 COMMENT ON FUNCTION repair.authority() IS

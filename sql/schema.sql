@@ -30,6 +30,7 @@ CREATE TABLE repair.registry_events (
     at                timestamptz NOT NULL,
     session_user_name text        NOT NULL,
     current_user_name text        NOT NULL,
+    version_digest    text,       -- SHA-256 of the version row (every column) this event records
     prev_hash         text,
     row_hash          text        NOT NULL
 );
@@ -146,8 +147,9 @@ CREATE TABLE repair.check_results (
 CREATE INDEX check_results_run ON repair.check_results (run_id);
 CREATE INDEX check_results_chain ON repair.check_results (check_id, seq);
 
--- Baselines: exact row counts per table under a label (append-only; the newest capture of a
--- label is the one verified against).
+-- Baselines: exact row counts per table under a label, append-only and hash-chained per label.
+-- A re-capture is a new capture; verification compares against the first capture of a label
+-- unless the caller names another.
 CREATE TABLE repair.baseline_captures (
     capture_id        uuid        PRIMARY KEY,
     seq               bigserial   NOT NULL UNIQUE,
@@ -155,7 +157,10 @@ CREATE TABLE repair.baseline_captures (
     scope             text        NOT NULL CHECK (scope IN ('all', 'listed')),
     captured_at       timestamptz NOT NULL,
     session_user_name text        NOT NULL,
-    table_count       integer     NOT NULL
+    table_count       integer     NOT NULL,
+    counts_digest     text        NOT NULL,  -- SHA-256 of this capture's counts (baseline_counts)
+    prev_hash         text,
+    row_hash          text        NOT NULL
 );
 CREATE INDEX baseline_captures_label ON repair.baseline_captures (label, seq);
 

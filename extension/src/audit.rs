@@ -2,11 +2,12 @@
 //!
 //! A row's document is `jsonb_strip_nulls(to_jsonb(row)) - prev_hash - row_hash`, computed by
 //! PostgreSQL under pinned settings (UTC), and row_hash = sha256(prev_hash ++ canonical JSON of
-//! the document) (pg_repair_core::chain_hash). Appends happen under the playbook's advisory lock,
+//! the document) (pg_repair_core::chain_hash). Appends happen under the playbook's lock (lock.rs),
 //! so one chain never forks; chains of different playbooks never wait on each other.
 
 use crate::guc_scope::as_definer;
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
@@ -39,6 +40,11 @@ pub const CHAINED: &[Chained] = &[
         id_col: "run_id",
         key_col: "chain_key",
     },
+    Chained {
+        table: "baseline_captures",
+        id_col: "capture_id",
+        key_col: "label",
+    },
 ];
 
 fn chained(table: &str) -> &'static Chained {
@@ -48,12 +54,19 @@ fn chained(table: &str) -> &'static Chained {
         .expect("a chained table")
 }
 
-/// Transaction-scoped advisory lock for one playbook: serializes its runs and registry changes,
-/// and is released by commit, rollback or a killed client alike.
-pub fn lock_playbook(id: &str) {
-    let key = pg_repair_core::lock_key(id);
-    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[key.into()])
-        .expect("advisory lock");
+/// Appending to a chain reads its head after taking the chain's lock. Under REPEATABLE READ or
+/// SERIALIZABLE that read would use a snapshot older than the lock and miss a row another session
+/// appended meanwhile, forking the chain: every appending function refuses those levels.
+pub fn require_read_committed(what: &str) -> crate::errors::Result<()> {
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return Err(crate::errors::RepairError::new(
+            crate::errors::Kind::IsolationLevel,
+            format!("{what} needs READ COMMITTED"),
+        )
+        .detail("Under REPEATABLE READ or SERIALIZABLE the audit chain could not see rows committed by other sessions while waiting for its lock.")
+        .hint("Call it in a READ COMMITTED transaction (the default)."));
+    }
+    Ok(())
 }
 
 /// Current time as an exact UTC text timestamp (round-trips through timestamptz unchanged).
@@ -109,45 +122,109 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
         &[JsonB(Value::Object(values)).into()],
     )
     .expect("append");
+    if crate::gucs::log_head() {
+        // An external witness: with log shipping, the server log keeps every head, so a chain
+        // rewritten consistently by a superuser still disagrees with what was logged.
+        pgrx::log!(
+            "pg_repair audit head: {} (after repair.{table} {key_col} {} row_hash {row_hash}, uncommitted)",
+            head(),
+            crate::errors::bounded(key, 80)
+        );
+    }
     row_hash
+}
+
+/// SHA-256 of the canonical JSON of a stored row's document (every column): what a registry
+/// event pins for a playbook version, and a baseline capture for its counts.
+pub fn digest_of(doc: &Value) -> String {
+    sha256_hex(to_canonical_json(doc).as_bytes())
+}
+
+/// The document of one playbook_versions row, every column, as stored.
+pub fn version_doc(id: &str, version: i32) -> Option<Value> {
+    Spi::get_one_with_args::<JsonB>(
+        "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(v)) FROM repair.playbook_versions v \
+          WHERE v.playbook_id = $1 AND v.version = $2",
+        &[id.into(), version.into()],
+    )
+    .expect("version row")
+    .map(|j| j.0)
+}
+
+/// The counts of one baseline capture as a {table: count} document.
+pub fn counts_doc(capture_id: &str) -> Value {
+    Spi::get_one_with_args::<JsonB>(
+        "SELECT COALESCE(pg_catalog.jsonb_object_agg(table_name, row_count), '{}') \
+           FROM repair.baseline_counts WHERE capture_id = $1::uuid",
+        &[capture_id.into()],
+    )
+    .expect("baseline counts")
+    .map_or(Value::Object(Map::new()), |j| j.0)
+}
+
+/// One broken link or edited row.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub table: String,
+    pub id: Option<String>,
+    pub seq: Option<i64>,
+    pub key: Option<String>,
+    pub problem: String,
+}
+
+impl Problem {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "table": self.table, "id": self.id, "seq": self.seq, "key": self.key, "problem": self.problem,
+        })
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct Verification {
-    pub ok: bool,
     pub rows_checked: i64,
-    pub first_bad_id: Option<String>,
-    pub first_bad_table: Option<String>,
-    pub problem: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+    fn add(
+        &mut self,
+        table: &str,
+        id: Option<String>,
+        seq: Option<i64>,
+        key: Option<&str>,
+        problem: String,
+    ) {
+        self.problems.push(Problem {
+            table: table.to_string(),
+            id,
+            seq,
+            key: key.map(str::to_string),
+            problem,
+        });
+    }
 }
 
 const BATCH: i64 = 1000;
 
-/// Recomputes every chain and checks every stored version against its hash.
+/// Recomputes every chain, every stored version and every baseline's counts; reports every
+/// problem, not only the first.
 pub fn verify() -> Verification {
     as_definer(|| {
-        let mut v = Verification {
-            ok: true,
-            ..Default::default()
-        };
+        let mut v = Verification::default();
         for c in CHAINED {
-            if !verify_chain(c, &mut v) {
-                return v;
-            }
+            verify_chain(c, &mut v);
         }
         verify_versions(&mut v);
+        verify_baseline_counts(&mut v);
         v
     })
 }
 
-fn fail(v: &mut Verification, table: &str, id: Option<String>, problem: String) {
-    v.ok = false;
-    v.first_bad_table = Some(table.to_string());
-    v.first_bad_id = id;
-    v.problem = Some(problem);
-}
-
-fn verify_chain(c: &Chained, v: &mut Verification) -> bool {
+fn verify_chain(c: &Chained, v: &mut Verification) {
     let Chained {
         table,
         id_col,
@@ -160,87 +237,133 @@ fn verify_chain(c: &Chained, v: &mut Verification) -> bool {
     );
     Spi::connect(|client| {
         let mut cursor = client.open_cursor(&query, &[]);
-        let mut last: Option<(String, String)> = None; // (playbook, row_hash)
+        // (chain key, stored row_hash of its previous row). Links are checked against the stored
+        // hash, so one edited row is reported once and the rows after it still verify.
+        let mut last: Option<(String, Option<String>)> = None;
         loop {
             let batch = cursor.fetch(BATCH).expect("fetch");
             if batch.is_empty() {
-                return true;
+                return;
             }
             for row in batch {
                 let id: String = row.get(1).ok().flatten().unwrap_or_default();
-                let playbook: String = row.get(2).ok().flatten().unwrap_or_default();
+                let key: String = row.get(2).ok().flatten().unwrap_or_default();
                 let prev: Option<String> = row.get(3).ok().flatten();
                 let stored: Option<String> = row.get(4).ok().flatten();
                 let seq: i64 = row.get(5).ok().flatten().unwrap_or_default();
                 let doc: Option<JsonB> = row.get(6).ok().flatten();
                 v.rows_checked += 1;
                 let expected_prev = match &last {
-                    Some((p, h)) if *p == playbook => Some(h.clone()),
+                    Some((k, h)) if *k == key => h.clone(),
                     _ => None,
                 };
                 if prev != expected_prev {
-                    fail(v, table, Some(id), format!(
-                        "repair.{table} seq {seq} ({key_col} {playbook}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
+                    v.add(table, Some(id.clone()), Some(seq), Some(&key), format!(
+                        "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
                         prev.as_deref().unwrap_or("NULL"), expected_prev.as_deref().unwrap_or("NULL")));
-                    return false;
                 }
                 let recomputed = doc
                     .map(|d| chain_hash(prev.as_deref(), &d.0))
                     .unwrap_or_default();
                 if stored.as_deref() != Some(recomputed.as_str()) {
-                    fail(v, table, Some(id), format!(
-                        "repair.{table} seq {seq} ({key_col} {playbook}): row_hash does not match the row's content (the row was edited)"));
-                    return false;
+                    v.add(table, Some(id), Some(seq), Some(&key), format!(
+                        "repair.{table} seq {seq} ({key_col} {key}): row_hash does not match the row's content (the row was edited)"));
                 }
-                last = Some((playbook, recomputed));
+                last = Some((key, stored));
             }
         }
     })
 }
 
 fn verify_versions(v: &mut Verification) {
-    let bad: Option<(String, i32, String)> = Spi::connect(|client| {
-        let rows = client
-            .select(
-                "SELECT v.playbook_id, v.version, v.hash, v.canonical, \
-                        EXISTS (SELECT 1 FROM repair.registry_events e WHERE e.playbook_id = v.playbook_id \
-                                 AND e.version = v.version AND e.hash = v.hash AND e.action IN ('new', 'updated')) \
-                   FROM repair.playbook_versions v ORDER BY v.playbook_id, v.version",
-                None,
-                &[],
-            )
-            .expect("versions");
+    // (id, version, hash, canonical, Some(digest pinned by its event, None for an event written
+    // before digests existed) or None without any event).
+    type Row = (String, i32, String, String, Option<Option<String>>);
+    let rows: Vec<Row> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT v.playbook_id, v.version, v.hash, v.canonical, e.found, e.version_digest \
+               FROM repair.playbook_versions v \
+               LEFT JOIN LATERAL (SELECT true AS found, ev.version_digest FROM repair.registry_events ev \
+                                   WHERE ev.playbook_id = v.playbook_id AND ev.version = v.version \
+                                     AND ev.hash = v.hash AND ev.action IN ('new', 'updated') \
+                                   ORDER BY ev.seq LIMIT 1) e ON true \
+              ORDER BY v.playbook_id, v.version",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
         for row in rows {
-            let id: String = row.get(1).ok().flatten().unwrap_or_default();
-            let version: i32 = row.get(2).ok().flatten().unwrap_or_default();
-            let hash: String = row.get(3).ok().flatten().unwrap_or_default();
-            let canonical: String = row.get(4).ok().flatten().unwrap_or_default();
-            let registered: bool = row.get(5).ok().flatten().unwrap_or(false);
-            v.rows_checked += 1;
-            if sha256_hex(canonical.as_bytes()) != hash {
-                return Some((
-                    id,
-                    version,
-                    "its canonical text no longer hashes to its hash (edited)".into(),
-                ));
-            }
-            if !registered {
-                return Some((
-                    id,
-                    version,
-                    "no registry event records this version and hash".into(),
-                ));
+            let found: Option<bool> = row.get(5)?;
+            let digest: Option<String> = row.get(6)?;
+            out.push((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+                row.get(3)?.unwrap_or_default(),
+                row.get(4)?.unwrap_or_default(),
+                found.map(|_| digest),
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .expect("versions");
+    for (id, version, hash, canonical, pinned) in rows {
+        v.rows_checked += 1;
+        let mut why = Vec::new();
+        if sha256_hex(canonical.as_bytes()) != hash {
+            why.push("its canonical text no longer hashes to its hash (edited)".to_string());
+        }
+        match pinned {
+            None => why.push("no registry event records this version and hash".to_string()),
+            // Registered before events pinned a digest: its hash still covers what runs.
+            Some(None) => {}
+            Some(Some(pinned)) => {
+                let now = version_doc(&id, version).map(|d| digest_of(&d));
+                if now.as_deref() != Some(pinned.as_str()) {
+                    why.push("a column (source, lint, registered_by, …) differs from what its registry event pinned (edited)".to_string());
+                }
             }
         }
-        None
-    });
-    if let Some((id, version, why)) = bad {
-        fail(
-            v,
-            "playbook_versions",
+        for w in why {
+            v.add(
+                "playbook_versions",
+                None,
+                None,
+                Some(&id),
+                format!("repair.playbook_versions {id} v{version}: {w}"),
+            );
+        }
+    }
+}
+
+fn verify_baseline_counts(v: &mut Verification) {
+    let rows: Vec<(String, String, i64, String)> = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT capture_id::text, label, seq, counts_digest FROM repair.baseline_captures ORDER BY seq",
             None,
-            format!("repair.playbook_versions {id} v{version}: {why}"),
-        );
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+                row.get(3)?.unwrap_or_default(),
+                row.get(4)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .expect("baseline captures");
+    for (id, label, seq, digest) in rows {
+        if digest_of(&counts_doc(&id)) != digest {
+            v.add(
+                "baseline_counts",
+                Some(id),
+                Some(seq),
+                Some(&label),
+                format!("repair.baseline_counts of capture seq {seq} (label {label}): the counts differ from what the capture pinned (edited)"),
+            );
+        }
     }
 }
 

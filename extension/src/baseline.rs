@@ -1,16 +1,28 @@
-//! Row-count baselines: exact counts stored append-only under a label, and the drift since.
+//! Row-count baselines: exact counts stored append-only and hash-chained per label, and the drift
+//! since. Counting happens as the session user, so privileges and row-level security apply: a
+//! baseline never reveals a count its caller could not compute with SELECT count(*) itself.
 
-use crate::audit::now_text;
+use crate::audit::{self, now_text};
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
-use crate::identity;
+use crate::identity::{self, AsUser};
+use crate::lock::lock_playbook;
 use pgrx::prelude::*;
+use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
-/// (table name as `schema.table`, quoted where needed), for every user table.
-fn user_tables() -> Vec<String> {
+/// Every user table the session user may count: SELECT on the table, USAGE on its schema.
+fn user_tables(session: pg_sys::Oid) -> Vec<String> {
     Spi::connect(|c| {
-        let rows = c.select("SELECT table_name FROM repair.user_tables()", None, &[])?;
+        let rows = c.select(
+            "SELECT t.table_name FROM repair.user_tables() t \
+               JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+              WHERE pg_catalog.has_table_privilege($1, t.relid, 'SELECT') \
+                AND pg_catalog.has_schema_privilege($1, c.relnamespace, 'USAGE') \
+              ORDER BY t.table_name",
+            None,
+            &[session.into()],
+        )?;
         let mut out = Vec::new();
         for r in rows {
             out.push(r.get::<String>(1)?.unwrap_or_default());
@@ -20,27 +32,42 @@ fn user_tables() -> Vec<String> {
     .expect("user tables")
 }
 
-fn names_of(tables: &[pg_sys::Oid]) -> Result<Vec<String>> {
+/// Names of listed tables; each must be a table the session user may count.
+fn names_of(tables: &[pg_sys::Oid], session: pg_sys::Oid) -> Result<Vec<String>> {
     tables
         .iter()
         .map(|oid| {
-            Spi::get_one_with_args::<String>(
-                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.oid = $1 AND c.relkind IN ('r', 'p')",
-                &[(*oid).into()],
+            let row = Spi::get_two_with_args::<String, bool>(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
+                        pg_catalog.has_table_privilege($2, c.oid, 'SELECT') \
+                        AND pg_catalog.has_schema_privilege($2, c.relnamespace, 'USAGE') \
+                   FROM pg_catalog.pg_class c \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE c.oid = $1 AND c.relkind IN ('r', 'p')",
+                &[(*oid).into(), session.into()],
             )
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                RepairError::new(Kind::InvalidArgument, format!("relation {} is not a table", oid.to_u32()))
-                    .hint("Baselines count ordinary and partitioned tables.")
-            })
+            .ok();
+            match row {
+                Some((Some(name), Some(true))) => Ok(name),
+                Some((Some(name), _)) => Err(RepairError::new(
+                    Kind::NotAuthorized,
+                    format!("you may not count the rows of {name}"),
+                )
+                .detail("Baselines count as the session user: SELECT on the table and USAGE on its schema are needed.")
+                .hint("Ask for SELECT on the table, or leave it out of the baseline.")),
+                _ => Err(RepairError::new(
+                    Kind::InvalidArgument,
+                    format!("relation {} is not a table", oid.to_u32()),
+                )
+                .hint("Baselines count ordinary and partitioned tables.")),
+            }
         })
         .collect()
 }
 
-fn count(table: &str) -> i64 {
+/// Counts as the session user (row-level security applies).
+fn count(table: &str, session: pg_sys::Oid) -> i64 {
+    let _as = AsUser::switch(session, false);
     // `table` comes from format('%I.%I'): already quoted.
     Spi::get_one::<i64>(&format!("SELECT pg_catalog.count(*) FROM {table}"))
         .expect("count")
@@ -48,7 +75,7 @@ fn count(table: &str) -> i64 {
 }
 
 /// Counts with a progress NOTICE at most once a second (pgrepair shows them).
-fn count_all(label: &str, tables: &[String]) -> Vec<(String, i64)> {
+fn count_all(label: &str, tables: &[String], session: pg_sys::Oid) -> Vec<(String, i64)> {
     let mut last = Instant::now();
     let n = tables.len();
     tables
@@ -59,12 +86,17 @@ fn count_all(label: &str, tables: &[String]) -> Vec<(String, i64)> {
                 pgrx::notice!("baseline {label}: counted {i}/{n} tables");
                 last = Instant::now();
             }
-            (t.clone(), count(t))
+            (t.clone(), count(t, session))
         })
         .collect()
 }
 
+fn lock_label(label: &str) -> Result<()> {
+    lock_playbook(&format!("baseline:{label}"))
+}
+
 pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(String, i64)>> {
+    audit::require_read_committed("repair.baseline_capture")?;
     let label = label.trim();
     if label.is_empty() {
         return Err(RepairError::new(
@@ -72,23 +104,30 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
             "a baseline needs a label",
         ));
     }
-    let session = identity::session_user().1;
+    let (session, session_name) = identity::session_user();
     as_definer(|| {
         let (scope, names) = match &tables {
-            None => ("all", user_tables()),
-            Some(oids) => ("listed", names_of(oids)?),
+            None => ("all", user_tables(session)),
+            Some(oids) => ("listed", names_of(oids, session)?),
         };
-        let counts = count_all(label, &names);
+        let counts = count_all(label, &names, session);
+        lock_label(label)?;
         let capture_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
             .expect("uuid")
             .unwrap_or_default();
-        Spi::run_with_args(
-            "INSERT INTO repair.baseline_captures (capture_id, label, scope, captured_at, session_user_name, table_count) \
-             VALUES ($1::uuid, $2, $3, $4::timestamptz, $5, $6)",
-            &[capture_id.as_str().into(), label.into(), scope.into(), now_text().as_str().into(),
-              session.as_str().into(), (counts.len() as i32).into()],
-        )
-        .expect("capture");
+        // The same document audit::counts_doc reads back from baseline_counts.
+        let doc: Map<String, Value> = counts.iter().map(|(t, c)| (t.clone(), json!(c))).collect();
+        let mut v = Map::new();
+        v.insert("capture_id".into(), json!(capture_id));
+        v.insert("scope".into(), json!(scope));
+        v.insert("captured_at".into(), json!(now_text()));
+        v.insert("session_user_name".into(), json!(session_name));
+        v.insert("table_count".into(), json!(counts.len()));
+        v.insert(
+            "counts_digest".into(),
+            json!(audit::digest_of(&Value::Object(doc))),
+        );
+        audit::append("baseline_captures", label, v);
         let (names, rows): (Vec<String>, Vec<i64>) = counts.iter().cloned().unzip();
         Spi::run_with_args(
             "INSERT INTO repair.baseline_counts (capture_id, table_name, row_count) \
@@ -103,13 +142,17 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
 /// (table, status changed|added|missing, before, after) for every table that drifted.
 pub type Drift = (String, String, Option<i64>, Option<i64>);
 
-pub fn verify(label: &str) -> Result<Vec<Drift>> {
+/// Drift against the first capture of `label` (a later re-capture cannot erase drift), or against
+/// the capture named.
+pub fn verify(label: &str, capture_id: Option<String>) -> Result<Vec<Drift>> {
+    let session = identity::session_user().0;
     as_definer(|| {
-        let latest: Option<(String, String)> = Spi::connect(|c| {
+        let chosen: Option<(String, String)> = Spi::connect(|c| {
             let rows = c.select(
-                "SELECT capture_id::text, scope FROM repair.baseline_captures WHERE label = $1 ORDER BY seq DESC LIMIT 1",
+                "SELECT capture_id::text, scope FROM repair.baseline_captures \
+                  WHERE label = $1 AND ($2::uuid IS NULL OR capture_id = $2::uuid) ORDER BY seq LIMIT 1",
                 None,
-                &[label.trim().into()],
+                &[label.trim().into(), capture_id.clone().into()],
             )?;
             let mut out = None;
             for r in rows {
@@ -118,26 +161,25 @@ pub fn verify(label: &str) -> Result<Vec<Drift>> {
             Ok::<_, pgrx::spi::Error>(out)
         })
         .expect("baseline lookup");
-        let Some((capture_id, scope)) = latest else {
+        let Some((capture_id, scope)) = chosen else {
             return Err(RepairError::new(
                 Kind::InvalidArgument,
-                format!("no baseline labelled {label}"),
+                match &capture_id {
+                    Some(id) => format!("no baseline capture {id} labelled {label}"),
+                    None => format!("no baseline labelled {label}"),
+                },
             )
             .hint("Capture one first: SELECT * FROM repair.baseline_capture('label')."));
         };
-        let before: Vec<(String, i64)> = Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT table_name, row_count FROM repair.baseline_counts WHERE capture_id = $1::uuid ORDER BY table_name",
-                None,
-                &[capture_id.as_str().into()],
-            )?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<i64>(2)?.unwrap_or(0)));
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-        .expect("baseline counts");
+        let before: Value = audit::counts_doc(&capture_id);
+        let before: Vec<(String, i64)> = before
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut drift = Vec::new();
         for (table, was) in &before {
             let exists = Spi::get_one_with_args::<bool>(
@@ -150,19 +192,20 @@ pub fn verify(label: &str) -> Result<Vec<Drift>> {
                 drift.push((table.clone(), "missing".into(), Some(*was), None));
                 continue;
             }
-            let now = count(table);
+            let now = count(table, session);
             if now != *was {
                 drift.push((table.clone(), "changed".into(), Some(*was), Some(now)));
             }
         }
         if scope == "all" {
-            for table in user_tables() {
+            for table in user_tables(session) {
                 if !before.iter().any(|(t, _)| *t == table) {
-                    let now = count(&table);
+                    let now = count(&table, session);
                     drift.push((table, "added".into(), None, Some(now)));
                 }
             }
         }
+        drift.sort();
         Ok(drift)
     })
 }

@@ -2,38 +2,45 @@
 //! read-only subtransaction that is always rolled back), recorded append-only and hash-chained,
 //! and summarised as GO / HOLD / NO-GO.
 
-use crate::audit::{self, lock_playbook, now_text};
+use crate::audit::{self, now_text};
+use crate::enforcement::Region;
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guc_scope::{as_definer, with_gucs};
 use crate::identity::{self, AsUser};
+use crate::lock::lock_playbook;
 use crate::subxact::in_rolled_back_subxact;
 use crate::timeout::{self, Timer};
-use crate::{gucs, sqlparse};
+use crate::{gucs, registry, sqlparse};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
-/// Built-ins that need no parameters: they always run.
-const BUILTINS: &[(&str, &str, &str)] = &[
+/// Built-ins that need no parameters: (id, severity, category tag, query). Each carries the tags
+/// `builtin` and its category; it runs when no tag is named or one of its tags is.
+const BUILTINS: &[(&str, &str, &str, &str)] = &[
     (
         "builtin.fk_type_mismatch",
         "critical",
+        "fk",
         "SELECT * FROM repair.check_fk_type_mismatch()",
     ),
     (
         "builtin.fk_missing_index",
         "important",
+        "fk",
         "SELECT * FROM repair.check_fk_missing_index()",
     ),
     (
         "builtin.invalid_index",
         "critical",
+        "index",
         "SELECT * FROM repair.check_invalid_index()",
     ),
     (
         "builtin.table_without_pk",
         "important",
+        "schema",
         "SELECT * FROM repair.check_table_without_pk()",
     ),
 ];
@@ -47,6 +54,8 @@ struct Spec {
     severity: String,
     sql: String,
     builtin: bool,
+    /// Why the check may not run (lint errors, tampering): it is reported as FAIL unrun.
+    rejected: Option<String>,
 }
 
 pub struct CheckResult {
@@ -58,13 +67,14 @@ pub struct CheckResult {
     pub error: Option<String>,
 }
 
-/// Registered, active checks whose tags overlap `tags` (all when None).
+/// Registered, active checks whose tags overlap `tags` (all when None). A check runs only when
+/// its stored version re-derives cleanly and has no lint error: its query is then exactly one
+/// read-only SELECT, which runs as a single statement.
 fn registered(tags: Option<&[String]>) -> Vec<Spec> {
-    as_definer(|| {
+    let ids: Vec<String> = as_definer(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                "SELECT p.id, p.version, p.hash, v.canonical::jsonb \
-                   FROM repair.playbooks p \
+                "SELECT p.id FROM repair.playbooks p \
                    JOIN repair.playbook_versions v ON v.playbook_id = p.id AND v.version = p.version \
                   WHERE p.kind = 'check' AND p.status = 'active' \
                     AND ($1::text[] IS NULL OR ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v.canonical::jsonb -> 'tags')) && $1) \
@@ -74,39 +84,103 @@ fn registered(tags: Option<&[String]>) -> Vec<Spec> {
             )?;
             let mut out = Vec::new();
             for r in rows {
-                let doc = r.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0);
-                let sql = doc["sql"].as_str().unwrap_or_default();
-                // The query is the body's one statement, without its semicolon.
-                let query = sqlparse::split(sql).ok().and_then(|s| s.into_iter().next()).map(|s| s.sql);
-                out.push(Spec {
-                    id: r.get::<String>(1)?.unwrap_or_default(),
-                    version: r.get::<i32>(2)?,
-                    hash: r.get::<String>(3)?,
-                    severity: doc["severity"].as_str().unwrap_or("critical").to_string(),
-                    sql: query.unwrap_or_else(|| sql.to_string()),
-                    builtin: false,
-                });
+                out.push(r.get::<String>(1)?.unwrap_or_default());
             }
             Ok::<_, pgrx::spi::Error>(out)
         })
     })
-    .expect("registered checks")
+    .expect("registered checks");
+    ids.into_iter()
+        .filter_map(|id| as_definer(|| registry::load(&id)))
+        .map(spec_of)
+        .collect()
+}
+
+fn spec_of(stored: registry::Current) -> Spec {
+    let mut spec = Spec {
+        id: stored.id.clone(),
+        version: Some(stored.version),
+        hash: Some(stored.hash.clone()),
+        severity: stored.doc["severity"]
+            .as_str()
+            .unwrap_or("critical")
+            .to_string(),
+        sql: String::new(),
+        builtin: false,
+        rejected: None,
+    };
+    let current = match registry::verified(stored) {
+        Ok(c) => c,
+        Err(e) => {
+            spec.rejected = Some(e.message);
+            return spec;
+        }
+    };
+    let blocking =
+        crate::lint::blocking(&current.lint, &current.waivers(), &crate::execute::today());
+    if let Some(first) = blocking.first() {
+        spec.rejected = Some(format!(
+            "LINT_REJECTED: check {} has {} lint error(s), first: {} ({}); not run",
+            current.id,
+            blocking.len(),
+            first["message"].as_str().unwrap_or(""),
+            first["rule"].as_str().unwrap_or("")
+        ));
+        return spec;
+    }
+    match sqlparse::split(current.sql()) {
+        Ok(stmts) if stmts.len() == 1 => spec.sql = stmts[0].sql.clone(),
+        _ => {
+            spec.rejected = Some(format!(
+                "LINT_REJECTED: check {} is not exactly one query; not run",
+                current.id
+            ))
+        }
+    }
+    spec
 }
 
 /// Runs one check. Registered checks run as the session user; built-ins (our own catalog
 /// queries) as the definer with a pinned search_path. Either way read-only, rolled back, and
 /// under the statement timeout. An error is a FAIL with the error.
 fn evaluate(spec: &Spec) -> CheckResult {
+    if let Some(why) = &spec.rejected {
+        return CheckResult {
+            check_id: spec.id.clone(),
+            severity: spec.severity.clone(),
+            status: "FAIL",
+            violations: 0,
+            sample: json!([]),
+            error: Some(why.chars().take(1000).collect()),
+        };
+    }
+    // The query sits on lines of its own, so a trailing line comment ends with its line. It
+    // parsed alone as exactly one SELECT; the wrapped text must parse as exactly one statement
+    // too, or nothing runs.
     let wrapped = format!(
-        "WITH q AS MATERIALIZED ({}) SELECT (SELECT pg_catalog.count(*) FROM q), \
+        "WITH q AS MATERIALIZED (\n{}\n) SELECT (SELECT pg_catalog.count(*) FROM q), \
          (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(s)), '[]'::jsonb) FROM (SELECT * FROM q LIMIT {SAMPLE_ROWS}) s)",
         spec.sql
     );
+    if !matches!(sqlparse::split(&wrapped), Ok(s) if s.len() == 1) {
+        return CheckResult {
+            check_id: spec.id.clone(),
+            severity: spec.severity.clone(),
+            status: "FAIL",
+            violations: 0,
+            sample: json!([]),
+            error: Some(
+                "LINT_REJECTED: the check's query does not stand alone as one statement; not run"
+                    .into(),
+            ),
+        };
+    }
     let session = identity::session_user().0;
     let timeout_ms = gucs::statement_timeout_ms();
     timeout::reset();
     let capture = ErrCodeCapture::push();
     let res = in_rolled_back_subxact(|| {
+        let _region = Region::check();
         let _as = (!spec.builtin).then(|| AsUser::switch(session, false));
         let mut settings = vec![(c"transaction_read_only", "on")];
         if spec.builtin {
@@ -195,21 +269,30 @@ pub fn decide<'a>(results: impl Iterator<Item = (&'a str, &'a str)>) -> Decision
 }
 
 pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>)> {
-    let tags = tags.map(|t| {
-        t.into_iter()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-    });
+    audit::require_read_committed("repair.run_checks")?;
+    // Null or empty (after trimming) = every check.
+    let tags = tags
+        .map(|t| {
+            t.into_iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty());
     let mut specs: Vec<Spec> = BUILTINS
         .iter()
-        .map(|(id, severity, sql)| Spec {
+        .filter(|(_, _, category, _)| {
+            tags.as_ref()
+                .is_none_or(|t| t.iter().any(|t| t == "builtin" || t == category))
+        })
+        .map(|(id, severity, _, sql)| Spec {
             id: id.to_string(),
             version: None,
             hash: None,
             severity: severity.to_string(),
             sql: sql.to_string(),
             builtin: true,
+            rejected: None,
         })
         .collect();
     specs.extend(registered(tags.as_deref()));
@@ -224,12 +307,12 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
         .collect();
     let finished_at = as_definer(now_text);
     let session = identity::session_user().1;
-    let run_id = as_definer(|| {
+    let run_id = as_definer(|| -> Result<String> {
         let run_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
             .expect("uuid")
             .unwrap_or_default();
         for (r, duration_us, spec) in &results {
-            lock_playbook(&r.check_id);
+            lock_playbook(&r.check_id)?;
             let mut v = Map::new();
             v.insert(
                 "result_id".into(),
@@ -254,7 +337,7 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
                 .iter()
                 .map(|(r, _, _)| (r.severity.as_str(), r.status)),
         );
-        lock_playbook("check_runs");
+        lock_playbook("check_runs")?;
         let mut v = Map::new();
         v.insert("run_id".into(), json!(run_id));
         v.insert("started_at".into(), json!(started_at));
@@ -268,8 +351,8 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
         v.insert("decision".into(), json!(d.decision));
         v.insert("score".into(), json!(d.score));
         audit::append("check_runs", "check_runs", v);
-        run_id
-    });
+        Ok(run_id)
+    })?;
     Ok((run_id, results.into_iter().map(|(r, _, _)| r).collect()))
 }
 

@@ -24,6 +24,20 @@ impl Hit {
     }
 }
 
+/// Extensions a playbook may never create: they open remote sessions outside the transaction,
+/// read or write the server's files, or run untrusted code.
+pub const BANNED_EXTENSIONS: &[&str] = &[
+    "dblink",
+    "postgres_fdw",
+    "file_fdw",
+    "adminpack",
+    "plpython3u",
+    "plpythonu",
+    "plperlu",
+    "pltclu",
+    "lo",
+];
+
 /// Parse trees nested deeper than this are reported instead of walked further.
 const MAX_DEPTH: usize = 64;
 
@@ -193,6 +207,17 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                         _ => None,
                     };
                     let what = what.or((cmd.subtype == A::AT_ColumnDefault && cmd.def.is_null()).then_some("ALTER COLUMN … DROP DEFAULT"));
+                    let what = what.or(match cmd.subtype {
+                        A::AT_DisableTrig | A::AT_DisableTrigAll | A::AT_DisableTrigUser => Some("DISABLE TRIGGER"),
+                        A::AT_DisableRule => Some("DISABLE RULE"),
+                        _ => None,
+                    });
+                    match cmd.subtype {
+                        A::AT_AlterColumnType => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … TYPE rewrites every row of the column (USING can change the data); not a repair")),
+                        A::AT_ChangeOwner => out.push(Hit::new("ban-grant", "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
+                        A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new("ban-grant", "disabling row-level security changes who sees which rows")),
+                        _ => {}
+                    }
                     if let Some(what) = what {
                         out.push(Hit::new("ban-alter-table-drop", format!("ALTER TABLE … {what} removes structure or data; a repair playbook only adds")));
                     }
@@ -207,6 +232,9 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                     }
                 }
             }
+            T::T_GrantStmt | T::T_AlterDefaultPrivilegesStmt => out.push(Hit::new("ban-grant", "GRANT/REVOKE changes privileges; do it through your access process, not a repair playbook")),
+            T::T_AlterOwnerStmt => out.push(Hit::new("ban-grant", "ALTER … OWNER TO changes who controls an object and its privileges")),
+            T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new("ban-rename", format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(node)))),
             T::T_AlterSystemStmt => out.push(Hit::new("ban-alter-system", "ALTER SYSTEM changes server configuration for every database; not a playbook's job")),
             T::T_TransactionStmt => out.push(Hit::new("ban-transaction-control", "transaction control inside a playbook would break its all-or-nothing run; remove BEGIN/COMMIT/ROLLBACK/SAVEPOINT")),
             T::T_VariableSetStmt => {
@@ -313,6 +341,10 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 }
             }
             T::T_CreateExtensionStmt => {
+                let name = text((*(node as *mut pg_sys::CreateExtensionStmt)).extname).to_ascii_lowercase();
+                if BANNED_EXTENSIONS.contains(&name.as_str()) {
+                    out.push(Hit::new("ban-extension", format!("CREATE EXTENSION {name}: it reaches outside the transaction or the server's file system (remote sessions, files, untrusted code); never in a playbook")));
+                }
                 if !(*(node as *mut pg_sys::CreateExtensionStmt)).if_not_exists {
                     out.push(Hit::new("require-if-not-exists", "CREATE EXTENSION fails on a second run; write CREATE EXTENSION IF NOT EXISTS"));
                 }
@@ -372,8 +404,14 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 let s = &*(node as *mut pg_sys::ExplainStmt);
                 walk(s.query, depth + 1, out);
             }
-            T::T_PrepareStmt => walk((*(node as *mut pg_sys::PrepareStmt)).query, depth + 1, out),
-            T::T_DeclareCursorStmt => walk((*(node as *mut pg_sys::DeclareCursorStmt)).query, depth + 1, out),
+            T::T_PrepareStmt => {
+                out.push(Hit::new("ban-session-state", "PREPARE leaves a prepared statement in the caller's session after the run"));
+                walk((*(node as *mut pg_sys::PrepareStmt)).query, depth + 1, out)
+            }
+            T::T_DeclareCursorStmt => {
+                out.push(Hit::new("ban-cursor", "DECLARE CURSOR leaves work that runs after the playbook (a WITH HOLD cursor is computed at COMMIT); use a plain query"));
+                walk((*(node as *mut pg_sys::DeclareCursorStmt)).query, depth + 1, out)
+            }
             _ => {}
         }
     }
@@ -390,6 +428,20 @@ pub fn is_read_only_query(node: *mut pg_sys::Node) -> bool {
     }
 }
 
+/// RESET ALL and DISCARD: session state that reverting settings cannot bring back.
+unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
+    unsafe {
+        match tag(node) {
+            Some(T::T_DiscardStmt) => true,
+            Some(T::T_VariableSetStmt) => {
+                (*(node as *mut pg_sys::VariableSetStmt)).kind
+                    == pg_sys::VariableSetKind::VAR_RESET_ALL
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Rules whose statements are refused at runtime while a playbook runs, whatever path reached
 /// them (DO, functions, EXECUTE, triggers).
 pub fn runtime_refusal(node: *mut pg_sys::Node) -> Option<Hit> {
@@ -397,19 +449,31 @@ pub fn runtime_refusal(node: *mut pg_sys::Node) -> Option<Hit> {
     hits.into_iter().next()
 }
 
+/// Rules refused at runtime whatever the playbook's waivers say.
+const RUNTIME_ALWAYS: &[&str] = &[
+    "ban-drop",
+    "ban-truncate",
+    "ban-alter-table-drop",
+    "ban-alter-system",
+    "ban-role-change",
+    "ban-role-management",
+    "ban-copy-program",
+    "ban-rule",
+    "ban-cursor",
+    "ban-session-state",
+    "ban-extension",
+];
+/// Rules refused at runtime unless a current waiver of the playbook lifts them.
+pub const RUNTIME_WAIVABLE: &[&str] = &["ban-grant", "ban-alter-type", "ban-rename"];
+
 fn classify_runtime(node: *mut pg_sys::Node) -> Vec<Hit> {
     let mut out: Vec<Hit> = classify(node)
         .into_iter()
         .filter(|h| {
-            matches!(
-                h.rule,
-                "ban-drop"
-                    | "ban-truncate"
-                    | "ban-alter-table-drop"
-                    | "ban-alter-system"
-                    | "ban-role-change"
-                    | "ban-role-management"
-            )
+            RUNTIME_ALWAYS.contains(&h.rule)
+                || (RUNTIME_WAIVABLE.contains(&h.rule) && !crate::enforcement::runtime_allows(h.rule))
+                // Only the session-wide resets: other SETs are undone when the run ends.
+                || (h.rule == "ban-set" && unsafe { resets_session(node) })
         })
         .collect();
     unsafe {

@@ -33,6 +33,14 @@ pub enum Kind {
     /// Recorded in a FAILED run, never raised.
     RequiresBeforeMissing,
     RequiresAfterMissing,
+    /// Another run of the playbook held its lock longer than repair.lock_timeout.
+    LockTimeout,
+    /// The client (or the session's statement_timeout) cancelled the call.
+    Cancelled,
+    /// A statement the runtime refuses while a playbook runs (recorded in a FAILED run).
+    RuntimeBlocked,
+    /// A stored row no longer matches its hash: refused, never trusted.
+    Tampered,
 }
 
 impl Kind {
@@ -53,6 +61,10 @@ impl Kind {
             Kind::IsolationLevel => ("25000", "ISOLATION_LEVEL"),
             Kind::RequiresBeforeMissing => ("RP008", "REQUIRES_BEFORE_MISSING"),
             Kind::RequiresAfterMissing => ("RP009", "REQUIRES_AFTER_MISSING"),
+            Kind::LockTimeout => ("55P03", "LOCK_TIMEOUT"),
+            Kind::Cancelled => ("57014", "QUERY_CANCELED"),
+            Kind::RuntimeBlocked => ("42501", "RUNTIME_BLOCKED"),
+            Kind::Tampered => ("XX001", "TAMPERED"),
         }
     }
     pub fn code(self) -> &'static str {
@@ -101,15 +113,28 @@ pub fn log_refusal(
     session_user: &str,
     reason: Option<&str>,
 ) {
+    // Every field is bounded: a caller controls the reason (and through the id, part of the
+    // message), and one refusal must never become a megabyte-long log line.
     let line = serde_json::json!({
         "code": e.kind.code(),
         "name": e.kind.name(),
-        "playbook": playbook,
-        "session_user": session_user,
-        "reason": reason,
-        "message": e.message,
+        "playbook": playbook.map(|p| bounded(p, 80)),
+        "session_user": bounded(session_user, 80),
+        "reason": reason.map(|r| bounded(r, 200)),
+        "message": bounded(&e.message, 500),
     });
     pgrx::log!("pg_repair refusal: {line}");
+}
+
+/// At most `max` characters of `s`, with the number left out.
+pub fn bounded(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push_str(&format!("… ({} more characters)", n - max));
+    out
 }
 
 /// PostgreSQL's MAKE_SQLSTATE.
@@ -134,6 +159,7 @@ mod elog_ffi {
         pub fn errmsg(fmt: *const c_char, ...) -> c_int;
         pub fn errdetail(fmt: *const c_char, ...) -> c_int;
         pub fn errhint(fmt: *const c_char, ...) -> c_int;
+        pub fn errhidestmt(hide_stmt: bool) -> c_int;
         pub fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
     }
 }
@@ -156,6 +182,9 @@ unsafe fn raise_now(e: RepairError) -> ! {
     unsafe {
         if elog_ffi::errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
             elog_ffi::errcode(code);
+            // The statement text is the caller's (a 10 MB reason, say): our own refusal line
+            // (log_refusal) already names what the log needs, bounded.
+            elog_ffi::errhidestmt(true);
             elog_ffi::errmsg(c"%s".as_ptr(), msg);
             if !detail.is_null() {
                 elog_ffi::errdetail(c"%s".as_ptr(), detail);

@@ -2,11 +2,13 @@
 //! subtransaction as the session user (or repair.run_as) with local timeouts, requires-after, and
 //! the audit row. A FAILED run returns normally so its audit row commits with the caller.
 
-use crate::audit::{self, lock_playbook, now_text};
+use crate::audit::{self, now_text};
+use crate::enforcement::{self, Region};
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guards::{self, Role};
 use crate::guc_scope::{as_definer, with_gucs};
 use crate::identity::{self, AsUser};
+use crate::lock::lock_playbook;
 use crate::registry::{self, Current};
 use crate::subxact::in_subxact;
 use crate::timeout::{self, Timer};
@@ -14,44 +16,7 @@ use crate::{gucs, lint, sqlparse};
 use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// Set while a playbook's statements run (one backend = one thread), with what its current
-/// waivers allow at runtime. Only this module sets them; no user can.
-static RUNNING: AtomicBool = AtomicBool::new(false);
-static ALLOW_DELETE: AtomicBool = AtomicBool::new(false);
-static ALLOW_UPDATE: AtomicBool = AtomicBool::new(false);
-
-pub fn is_running() -> bool {
-    RUNNING.load(Ordering::Relaxed)
-}
-
-/// Whether a waiver of this run lifts the runtime ban on DELETE / UPDATE (never DROP/TRUNCATE).
-pub fn runtime_allows(rule: &str) -> bool {
-    match rule {
-        "ban-delete" => ALLOW_DELETE.load(Ordering::Relaxed),
-        "ban-update" => ALLOW_UPDATE.load(Ordering::Relaxed),
-        _ => false,
-    }
-}
-
-struct RunningFlag;
-impl RunningFlag {
-    fn set(allow_delete: bool, allow_update: bool) -> Self {
-        ALLOW_DELETE.store(allow_delete, Ordering::Relaxed);
-        ALLOW_UPDATE.store(allow_update, Ordering::Relaxed);
-        RUNNING.store(true, Ordering::Relaxed);
-        RunningFlag
-    }
-}
-impl Drop for RunningFlag {
-    fn drop(&mut self) {
-        RUNNING.store(false, Ordering::Relaxed);
-        ALLOW_DELETE.store(false, Ordering::Relaxed);
-        ALLOW_UPDATE.store(false, Ordering::Relaxed);
-    }
-}
 
 pub struct Request<'a> {
     pub id: &'a str,
@@ -69,11 +34,11 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     guards::executor()?;
     let reason = guards::reason(req.reason)?;
     let current = as_definer(|| {
-        lock_playbook(req.id);
-        registry::load(req.id)
-    });
+        lock_playbook(req.id)?;
+        Ok(registry::load(req.id))
+    })?;
     let current = match current {
-        Some(c) if c.kind == "playbook" && !c.retired => c,
+        Some(c) if c.kind == "playbook" && !c.retired => registry::verified(c)?,
         Some(c) if c.retired => {
             return Err(RepairError::new(
                 Kind::UnknownPlaybook,
@@ -100,10 +65,15 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     Ok((role, reason, current))
 }
 
+/// Today's date in UTC as YYYY-MM-DD, whatever the caller's DateStyle or TimeZone.
 pub fn today() -> String {
-    as_definer(|| Spi::get_one::<String>("SELECT CURRENT_DATE::text"))
-        .expect("current date")
-        .unwrap_or_default()
+    as_definer(|| {
+        Spi::get_one::<String>(
+            "SELECT pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        )
+    })
+    .expect("current date")
+    .unwrap_or_default()
 }
 
 /// Guard 7: error findings not lifted by a waiver valid today.
@@ -186,18 +156,14 @@ fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>
 }
 
 pub fn execute(req: &Request) -> Result<Value> {
-    if is_running() {
+    if enforcement::playbook_running() {
         return Err(RepairError::new(
             Kind::NestedExecute,
             "repair.execute cannot be called from inside a playbook",
         )
         .hint("Run playbooks one after another, not from each other."));
     }
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        return Err(RepairError::new(Kind::IsolationLevel, "repair.execute needs READ COMMITTED")
-            .detail("Under REPEATABLE READ or SERIALIZABLE the audit chain could not see runs committed while waiting for the playbook lock.")
-            .hint("Call it in a READ COMMITTED transaction (the default)."));
-    }
+    audit::require_read_committed("repair.execute")?;
     let (role, reason, current) = guarded(req)?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
@@ -235,12 +201,12 @@ pub fn execute(req: &Request) -> Result<Value> {
         )
     } else {
         let today = today();
-        let waived = |rule: &str| {
-            current
-                .waivers()
-                .iter()
-                .any(|w| w.rule == rule && w.until.as_str() >= today.as_str())
-        };
+        let waived: Vec<String> = current
+            .waivers()
+            .into_iter()
+            .filter(|w| w.until.as_str() >= today.as_str())
+            .map(|w| w.rule)
+            .collect();
         run_statements(&RunPlan {
             statements: &statements,
             target: target_oid,
@@ -248,7 +214,7 @@ pub fn execute(req: &Request) -> Result<Value> {
             lock_ms,
             stmt_ms,
             requires_after: &requires_after,
-            allow: (waived("ban-delete"), waived("ban-update")),
+            waived,
         })
     };
 
@@ -316,8 +282,9 @@ pub fn execute(req: &Request) -> Result<Value> {
     }))
 }
 
-/// Marker thrown inside the subtransaction to roll it back when requires-after objects are missing.
+/// Markers thrown inside the subtransaction to roll it back.
 struct MissingAfter(Vec<String>);
+struct TimedOut;
 
 /// What run_statements needs: the statements and how to run them.
 struct RunPlan<'a> {
@@ -327,8 +294,35 @@ struct RunPlan<'a> {
     lock_ms: i32,
     stmt_ms: i32,
     requires_after: &'a [String],
-    /// (DELETE, UPDATE) lifted at runtime by a current waiver.
-    allow: (bool, bool),
+    /// Rules a current waiver lifts at runtime (only the waivable ones take effect).
+    waived: Vec<String>,
+}
+
+/// Fires every pending deferred trigger event now (SET CONSTRAINTS ALL IMMEDIATE), if there is
+/// one: inside a run, the playbook's deferred work runs enforced, as the run's user; before a
+/// run, the caller's own pending work runs as the caller, never as repair.run_as.
+fn fire_pending_deferred() {
+    let rels: Vec<pg_sys::Oid> = Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger WHERE tgdeferrable",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            if let Some(oid) = r.get::<pg_sys::Oid>(1)? {
+                out.push(oid);
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .expect("deferrable triggers");
+    if rels
+        .into_iter()
+        .any(|rel| unsafe { pg_sys::AfterTriggerPendingOnRel(rel) })
+    {
+        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").expect("fire deferred triggers");
+    }
 }
 
 fn run_statements(plan: &RunPlan) -> Outcome {
@@ -339,19 +333,27 @@ fn run_statements(plan: &RunPlan) -> Outcome {
         lock_ms,
         stmt_ms,
         requires_after,
-        allow,
-    } = *plan;
+        ..
+    } = plan;
+    let (target, restricted, lock_ms, stmt_ms) = (*target, *restricted, *lock_ms, *stmt_ms);
     let executed = Cell::new(0i32);
     let lock_timeout = format!("{lock_ms}ms");
+    {
+        let _caller = AsUser::switch(unsafe { pg_sys::GetOuterUserId() }, false);
+        fire_pending_deferred();
+    }
     timeout::reset();
     let capture = ErrCodeCapture::push();
     let res = in_subxact(|| {
+        // Every setting the playbook changes, SET SESSION and set_config(…, false) included, is
+        // undone when it ends: success here, failure by the subtransaction's abort.
+        let nest = unsafe { pg_sys::NewGUCNestLevel() };
         {
-            let _running = RunningFlag::set(allow.0, allow.1);
+            let _region = Region::playbook(plan.waived.clone());
             // Identity is switched inside the subtransaction: its abort restores the user id too.
             let _as = AsUser::switch(target, restricted);
             with_gucs(&[(c"lock_timeout", lock_timeout.as_str())], || {
-                for stmt in statements {
+                for stmt in statements.iter() {
                     let timer = Timer::arm(stmt_ms);
                     if let Err(e) = Spi::run(&stmt.sql) {
                         panic!("statement {}: {e}", stmt.n);
@@ -359,9 +361,29 @@ fn run_statements(plan: &RunPlan) -> Outcome {
                     drop(timer);
                     // A cancel that raced the disarm is raised (and caught) inside the subxact.
                     pgrx::check_for_interrupts!();
+                    if timeout::fired() {
+                        std::panic::panic_any(TimedOut);
+                    }
                     executed.set(executed.get() + 1);
                 }
+                // Deferred triggers the playbook queued run now, still enforced and timed.
+                let timer = Timer::arm(stmt_ms);
+                fire_pending_deferred();
+                drop(timer);
+                pgrx::check_for_interrupts!();
             });
+            if timeout::fired() {
+                std::panic::panic_any(TimedOut);
+            }
+            // A refusal the SQL caught (EXCEPTION WHEN OTHERS) still fails the run.
+            if let Some(message) = enforcement::violation() {
+                std::panic::panic_any(RepairError {
+                    kind: Kind::RuntimeBlocked,
+                    message,
+                    detail: None,
+                    hint: None,
+                });
+            }
         }
         if guards::session_replication_role() != "origin" {
             std::panic::panic_any(RepairError::new(
@@ -373,10 +395,13 @@ fn run_statements(plan: &RunPlan) -> Outcome {
         if !missing_after.is_empty() {
             std::panic::panic_any(MissingAfter(missing_after));
         }
+        unsafe { pg_sys::AtEOXact_GUC(false, nest) };
     });
     let fired = timeout::fired();
     let n = executed.get();
-    let outcome = match res {
+    drop(capture);
+    let failing = statements.get(n as usize).map_or(0, |s| s.n);
+    match res {
         Ok(()) => Outcome {
             status: "SUCCESS",
             error_code: None,
@@ -388,7 +413,6 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             if let pgrx::pg_sys::panic::CaughtError::RustPanic { payload, .. } = &*e {
                 if let Some(MissingAfter(m)) = payload.downcast_ref::<MissingAfter>() {
                     let (code, name) = Kind::RequiresAfterMissing.code_and_name();
-                    drop(capture);
                     return failed(
                         code,
                         format!(
@@ -401,21 +425,24 @@ fn run_statements(plan: &RunPlan) -> Outcome {
                     );
                 }
             }
-            let code = caught_sqlstate(&e);
-            if code == "57014" && !fired {
-                // The user's cancel or the session's own statement_timeout: never swallowed.
-                drop(capture);
-                (*e).rethrow();
+            if fired {
+                // Whatever the SQL did with the cancel: the run timed out.
+                return failed(
+                    "57014",
+                    format!(
+                        "statement {failing}: statement timeout after {stmt_ms} ms (rolled back)"
+                    ),
+                    n,
+                    vec![],
+                );
             }
-            let failing = statements.get(n as usize).map_or(0, |s| s.n);
+            let code = caught_sqlstate(&e);
             let message = if code == "57014" {
-                format!("statement {failing}: statement timeout after {stmt_ms} ms (rolled back)")
+                format!("statement {failing}: cancelled by the client (or the session's statement_timeout); rolled back")
             } else {
                 format!("statement {failing}: {} (rolled back)", caught_message(&e))
             };
             failed(&code, message, n, vec![])
         }
-    };
-    drop(capture);
-    outcome
+    }
 }

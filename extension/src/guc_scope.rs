@@ -28,15 +28,23 @@ pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The settings every piece of the extension's own SQL runs under: a pinned search_path (nothing
-/// planted in the caller's path is ever called) and UTC, so row documents hash the same in every
-/// session.
+/// The settings every piece of the extension's own SQL runs under, whatever the caller set: a
+/// pinned search_path (nothing planted in the caller's path is ever called), UTC, and fixed text
+/// formats for dates, intervals, numbers and identifiers, so guards decide and row documents hash
+/// the same in every session.
+pub const DEFINER_SETTINGS: &[(&CStr, &str)] = &[
+    (c"search_path", "pg_catalog, pg_temp"),
+    (c"TimeZone", "UTC"),
+    (c"DateStyle", "ISO, YMD"),
+    (c"IntervalStyle", "postgres"),
+    (c"extra_float_digits", "1"),
+    (c"bytea_output", "hex"),
+    (c"quote_all_identifiers", "off"),
+    (c"standard_conforming_strings", "on"),
+    (c"transform_null_equals", "off"),
+    (c"array_nulls", "on"),
+];
+
 pub fn as_definer<R>(f: impl FnOnce() -> R) -> R {
-    with_gucs(
-        &[
-            (c"search_path", "pg_catalog, pg_temp"),
-            (c"TimeZone", "UTC"),
-        ],
-        f,
-    )
+    with_gucs(DEFINER_SETTINGS, f)
 }

@@ -11,8 +11,17 @@ static EXECUTORS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::n
 static RUN_AS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(300_000);
+static LOG_HEAD: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"repair.log_head",
+        c"Write the new audit_head() to the server log after every append to an audit chain.",
+        c"An external witness: with the log shipped elsewhere, a chain rewritten consistently by a superuser still disagrees with the heads logged.",
+        &LOG_HEAD,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"repair.db_role",
         c"Declared role of this database: staging, prod or replica.",
@@ -70,6 +79,10 @@ pub fn init() {
 
 fn string_of(s: &GucSetting<Option<CString>>) -> Option<String> {
     s.get().map(|c| c.to_string_lossy().into_owned())
+}
+
+pub fn log_head() -> bool {
+    LOG_HEAD.get()
 }
 
 /// The raw declared role (None when unset); guards validate it.

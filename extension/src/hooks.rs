@@ -9,7 +9,17 @@
 //! playbook reached it (DO, functions, EXECUTE, triggers).
 //!
 //! ExecutorStart: while a playbook runs, refuses DELETE and UPDATE (also MERGE, ON CONFLICT DO
-//! UPDATE and data-modifying CTEs) unless a current waiver of the playbook lifts that rule.
+//! UPDATE and data-modifying CTEs) unless a current waiver of the playbook lifts that rule, and
+//! any access to a foreign table (a remote session outside the transaction).
+//!
+//! object_access (function execute): while a playbook or check runs, refuses functions that reach
+//! outside the transaction or the run: other backends, large objects, session advisory locks,
+//! configuration reloads, and every function of dblink and postgres_fdw.
+//!
+//! Extension scripts (CREATE EXTENSION IF NOT EXISTS hstore in a playbook) are not judged: the
+//! runtime decides whether a playbook may create an extension (classify.rs), not what its
+//! installed script does. After the run's statement timeout fires, every further statement of the
+//! run is refused, so SQL that catches the cancel cannot keep working.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -17,6 +27,7 @@ use std::ffi::{c_char, CStr};
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 
 pub fn install() {
     unsafe {
@@ -24,6 +35,43 @@ pub fn install() {
         pg_sys::ProcessUtility_hook = Some(process_utility);
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+
+/// Whether the runtime judges statements now: inside a run, and not inside an extension's own
+/// installed script.
+fn judging(region_on: bool) -> bool {
+    region_on && !unsafe { pg_sys::creating_extension }
+}
+
+fn our_extension() -> pg_sys::Oid {
+    unsafe { pg_sys::get_extension_oid(c"pg_repair".as_ptr(), true) }
+}
+
+/// An event trigger that belongs to pg_repair (by pg_depend membership, never by name).
+unsafe fn is_our_event_trigger(name: *const c_char) -> bool {
+    if name.is_null() {
+        return false;
+    }
+    unsafe {
+        let oid = pg_sys::get_event_trigger_oid(name, true);
+        let ext = our_extension();
+        oid != pg_sys::InvalidOid
+            && ext != pg_sys::InvalidOid
+            && pg_sys::getExtensionOfObject(pg_sys::EventTriggerRelationId, oid) == ext
+    }
+}
+
+/// The name in a String node (object names of event triggers are plain strings).
+unsafe fn string_node(node: *mut pg_sys::Node) -> *const c_char {
+    unsafe {
+        if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String {
+            (*(node as *mut pg_sys::String)).sval
+        } else {
+            std::ptr::null()
+        }
     }
 }
 
@@ -45,15 +93,35 @@ unsafe fn refused(node: *mut pg_sys::Node) -> Option<&'static str> {
     unsafe {
         match (*node).type_ {
             pg_sys::NodeTag::T_AlterEventTrigStmt => {
-                let name = (*(node as *mut pg_sys::AlterEventTrigStmt)).trigname;
-                (!name.is_null() && CStr::from_ptr(name).to_bytes().starts_with(b"pg_repair_"))
+                is_our_event_trigger((*(node as *mut pg_sys::AlterEventTrigStmt)).trigname)
                     .then_some("ALTER EVENT TRIGGER on pg_repair's protection")
+            }
+            pg_sys::NodeTag::T_RenameStmt => {
+                let s = &*(node as *mut pg_sys::RenameStmt);
+                (s.renameType == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER
+                    && is_our_event_trigger(string_node(s.object)))
+                .then_some("ALTER EVENT TRIGGER … RENAME on pg_repair's protection")
+            }
+            pg_sys::NodeTag::T_AlterOwnerStmt => {
+                let s = &*(node as *mut pg_sys::AlterOwnerStmt);
+                (s.objectType == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER
+                    && is_our_event_trigger(string_node(s.object)))
+                .then_some("ALTER EVENT TRIGGER … OWNER TO on pg_repair's protection")
             }
             pg_sys::NodeTag::T_AlterExtensionContentsStmt => cstr_eq(
                 (*(node as *mut pg_sys::AlterExtensionContentsStmt)).extname,
                 b"pg_repair",
             )
             .then_some("ALTER EXTENSION pg_repair ADD/DROP"),
+            pg_sys::NodeTag::T_DropStmt
+                if (*(node as *mut pg_sys::DropStmt)).removeType
+                    == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER =>
+            {
+                crate::classify::nodes((*(node as *mut pg_sys::DropStmt)).objects)
+                    .into_iter()
+                    .any(|n| is_our_event_trigger(string_node(n)))
+                    .then_some("DROP EVENT TRIGGER on pg_repair's protection")
+            }
             pg_sys::NodeTag::T_DropStmt => {
                 let stmt = node as *mut pg_sys::DropStmt;
                 ((*stmt).removeType == pg_sys::ObjectType::OBJECT_SCHEMA
@@ -91,19 +159,35 @@ mod raw {
 }
 
 fn runtime_blocked(what: &str, why: &str) -> ! {
+    let message = format!("RUNTIME_BLOCKED: {what} is refused while a playbook runs");
+    // Remembered: SQL that catches this error still fails the run.
+    crate::enforcement::record_violation(&message);
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("RUNTIME_BLOCKED: {what} is refused while a playbook runs"),
+        message,
         format!("{why} The run fails and everything it did is rolled back.")
     );
+}
+
+/// After the run's own statement timeout fired: no further statement of the run may start.
+fn refuse_after_timeout() {
+    if crate::timeout::fired() {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+            "canceling statement due to the playbook's statement timeout",
+            "The run's statement timeout has fired; nothing more of it may run."
+        );
+    }
 }
 
 /// Raises (through pgrx's guard) if the statement is one we refuse.
 #[pg_guard]
 unsafe extern "C-unwind" fn refuse_protected(pstmt: *mut pg_sys::PlannedStmt) {
     unsafe {
-        if crate::execute::is_running() {
+        if judging(crate::enforcement::playbook_running()) {
+            refuse_after_timeout();
             if let Some(hit) = crate::classify::runtime_refusal((*pstmt).utilityStmt) {
                 let what = crate::sqlparse::command_tag((*pstmt).utilityStmt);
                 runtime_blocked(&format!("{what} ({})", hit.rule), &hit.message);
@@ -163,6 +247,27 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
+/// The first foreign table a plan reads or writes.
+unsafe fn foreign_table(stmt: *mut pg_sys::PlannedStmt) -> Option<String> {
+    unsafe {
+        crate::classify::nodes((*stmt).rtable)
+            .into_iter()
+            .map(|n| &*(n as *mut pg_sys::RangeTblEntry))
+            .find(|rte| {
+                rte.rtekind == pg_sys::RTEKind::RTE_RELATION
+                    && rte.relkind as u8 == pg_sys::RELKIND_FOREIGN_TABLE
+            })
+            .map(|rte| {
+                let name = pg_sys::get_rel_name(rte.relid);
+                if name.is_null() {
+                    format!("oid {}", rte.relid.to_u32())
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                }
+            })
+    }
+}
+
 /// The first refused DML operation in a plan: the top of the main plan and of every subplan
 /// (data-modifying CTEs) is a ModifyTable node when the (sub)query writes.
 unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &'static str)> {
@@ -190,7 +295,7 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
                 _ => None,
             };
             if let Some((what, rule)) = hit {
-                if !crate::execute::runtime_allows(rule) {
+                if !crate::enforcement::runtime_allows(rule) {
                     return Some((what, rule));
                 }
             }
@@ -208,10 +313,19 @@ unsafe extern "C-unwind" fn refuse_dml(
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as std::ffi::c_int != 0 {
             return;
         }
-        if let Some((what, rule)) = refused_dml((*query_desc).plannedstmt) {
+        if crate::enforcement::playbook_running() {
+            refuse_after_timeout();
+            if let Some((what, rule)) = refused_dml((*query_desc).plannedstmt) {
+                runtime_blocked(
+                    &format!("{what} ({rule})"),
+                    "Playbooks restore structure; they do not change or remove rows (a current waiver of the playbook can lift ban-delete/ban-update).",
+                );
+            }
+        }
+        if let Some(name) = foreign_table((*query_desc).plannedstmt) {
             runtime_blocked(
-                &format!("{what} ({rule})"),
-                "Playbooks restore structure; they do not change or remove rows (a current waiver of the playbook can lift ban-delete/ban-update).",
+                &format!("access to foreign table {name} (ban-remote)"),
+                "A foreign table is a session on another server: its work escapes this transaction and the rollback.",
             );
         }
     }
@@ -223,12 +337,117 @@ unsafe extern "C-unwind" fn executor_start(
     eflags: std::ffi::c_int,
 ) {
     unsafe {
-        if crate::execute::is_running() {
+        if judging(crate::enforcement::enforcing()) {
             refuse_dml(query_desc, eflags);
         }
         match PREV_EXECUTOR_START {
             Some(prev) => prev(query_desc, eflags),
             None => raw::standard_ExecutorStart(query_desc, eflags),
+        }
+    }
+}
+
+/// Built-in functions refused inside a run: they act on other sessions, the server's
+/// configuration or files, large objects, or hold locks past the run.
+const BANNED_BUILTINS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_drop_replication_slot",
+    "lo_unlink",
+    "lo_import",
+    "lo_export",
+    "lo_truncate",
+    "lo_truncate64",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+];
+
+/// Extensions whose every function opens or uses a remote session.
+const REMOTE_EXTENSIONS: &[&str] = &["dblink", "postgres_fdw"];
+
+thread_local! {
+    /// Per region: function oid -> (name, rule) if refused. Cleared when a region starts.
+    static DECISIONS: std::cell::RefCell<std::collections::HashMap<u32, Option<(String, &'static str)>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+pub fn forget_function_decisions() {
+    DECISIONS.with(|d| d.borrow_mut().clear());
+}
+
+unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
+    unsafe {
+        let name_ptr = pg_sys::get_func_name(oid);
+        if name_ptr.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(name_ptr).to_string_lossy().into_owned();
+        if pg_sys::get_func_namespace(oid).to_u32() == pg_sys::PG_CATALOG_NAMESPACE
+            && BANNED_BUILTINS.contains(&name.as_str())
+        {
+            return Some((name, "ban-function"));
+        }
+        let ext = pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, oid);
+        if ext != pg_sys::InvalidOid {
+            let ext_name = pg_sys::get_extension_name(ext);
+            if !ext_name.is_null()
+                && REMOTE_EXTENSIONS.contains(&CStr::from_ptr(ext_name).to_str().unwrap_or(""))
+            {
+                return Some((name, "ban-remote"));
+            }
+        }
+        None
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn judge_function(oid: pg_sys::Oid) {
+    unsafe {
+        if crate::enforcement::playbook_running() {
+            refuse_after_timeout();
+        }
+        let hit = DECISIONS.with(|d| d.borrow().get(&oid.to_u32()).cloned());
+        let hit = match hit {
+            Some(h) => h,
+            None => {
+                let h = decide_function(oid);
+                DECISIONS.with(|d| d.borrow_mut().insert(oid.to_u32(), h.clone()));
+                h
+            }
+        };
+        if let Some((name, rule)) = hit {
+            runtime_blocked(
+                &format!("function {name} ({rule})"),
+                "It acts outside this run: on other sessions, the server, large objects, locks held past the run, or a remote server.",
+            );
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard], like process_utility.
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    unsafe {
+        if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+            && judging(crate::enforcement::enforcing())
+        {
+            judge_function(object_id);
+        }
+        if let Some(prev) = PREV_OBJECT_ACCESS {
+            prev(access, class_id, object_id, sub_id, arg);
         }
     }
 }

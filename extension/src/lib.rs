@@ -8,6 +8,7 @@ mod audit;
 mod baseline;
 mod checks;
 mod classify;
+mod enforcement;
 mod errors;
 mod execute;
 mod gate;
@@ -17,6 +18,7 @@ mod gucs;
 mod hooks;
 mod identity;
 mod lint;
+mod lock;
 mod preview;
 mod registry;
 mod sqlparse;
@@ -52,6 +54,10 @@ pub extern "C-unwind" fn _PG_init() {
             "Add pg_repair to shared_preload_libraries in postgresql.conf and restart the server."
         );
     }
+    // pgrx attaches a captured Rust backtrace to errors it relays; with RUST_BACKTRACE in the
+    // server's environment that put 30 frames into a client's DETAIL. Backtraces are never
+    // captured in the server (set before any backend exists, so every backend inherits it).
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
     hooks::install();
 }
@@ -119,16 +125,36 @@ fn lint(
 > {
     boundary(|| {
         let parsed = registry::parse(source)?;
+        // The file's own waivers apply: a finding a current waiver lifts is `waived`, never
+        // `error`; an expired waiver lifts nothing.
+        let waivers = match &parsed {
+            pg_repair_core::Source::Playbook(p) => p.waivers.clone(),
+            _ => vec![],
+        };
+        let today = execute::today();
         let rows: Vec<_> = lint::lint_source(&parsed)
             .into_iter()
             .map(|f| {
+                let waiver = (f.severity == pg_repair_core::Severity::Error)
+                    .then(|| lint::waived_by(&f.to_json(), &waivers, &today))
+                    .flatten();
+                let (severity, message) = match waiver {
+                    Some(w) => (
+                        "waived".to_string(),
+                        format!(
+                            "{} (waived until {} because {})",
+                            f.message, w.until, w.because
+                        ),
+                    ),
+                    None => (f.severity.as_str().to_string(), f.message),
+                };
                 (
                     f.rule.to_string(),
-                    f.severity.as_str().to_string(),
+                    severity,
                     f.statement.map(|n| n as i32),
                     f.line as i32,
                     f.col as i32,
-                    f.message,
+                    message,
                 )
             })
             .collect();
@@ -186,17 +212,21 @@ fn verify_audit() -> TableIterator<
         name!(first_bad_run, Option<pgrx::Uuid>),
         name!(first_bad_table, Option<String>),
         name!(problem, Option<String>),
+        name!(problems, JsonB),
     ),
 > {
     boundary(|| {
         let v = audit::verify();
-        let id = v.first_bad_id.as_deref().and_then(parse_uuid);
+        let first = v.problems.first();
         Ok(TableIterator::once((
-            v.ok,
+            v.ok(),
             v.rows_checked,
-            id,
-            v.first_bad_table,
-            v.problem,
+            first.and_then(|p| p.id.as_deref()).and_then(parse_uuid),
+            first.map(|p| p.table.clone()),
+            first.map(|p| p.problem.clone()),
+            JsonB(serde_json::Value::Array(
+                v.problems.iter().map(audit::Problem::to_json).collect(),
+            )),
         )))
     })
 }
@@ -293,8 +323,8 @@ fn _baseline_capture(
     boundary(|| Ok(TableIterator::new(baseline::capture(label, tables)?)))
 }
 
-/// Tables whose row count changed since the newest baseline of `label`, and tables added or
-/// missing since.
+/// Tables whose row count changed since the first capture of `label` (a re-capture cannot erase
+/// drift), and tables added or missing since.
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
@@ -309,7 +339,31 @@ fn baseline_verify(
         name!(after, Option<i64>),
     ),
 > {
-    boundary(|| Ok(TableIterator::new(baseline::verify(label)?)))
+    boundary(|| Ok(TableIterator::new(baseline::verify(label, None)?)))
+}
+
+/// The same, against the named capture of `label`.
+#[pg_extern(security_definer, name = "baseline_verify")]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn baseline_verify_capture(
+    label: &str,
+    capture_id: pgrx::Uuid,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(status, String),
+        name!(before, Option<i64>),
+        name!(after, Option<i64>),
+    ),
+> {
+    boundary(|| {
+        Ok(TableIterator::new(baseline::verify(
+            label,
+            Some(capture_id.to_string()),
+        )?))
+    })
 }
 
 /// The migration gate: guards 1–3. Returns what allowed it, or raises the guard's error.

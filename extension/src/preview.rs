@@ -28,7 +28,12 @@ fn needs_input(n: u8, kind: Kind, check: &str, message: &str) -> Value {
 }
 
 pub fn preview(id: &str) -> Option<Value> {
-    let current = as_definer(|| registry::load(id))?;
+    let stored = as_definer(|| registry::load(id))?;
+    // What execute would trust: the version re-derived from its source (tampering refuses).
+    let (current, integrity) = match registry::verified(stored.clone()) {
+        Ok(c) => (c, Ok(())),
+        Err(e) => (stored, Err(e)),
+    };
     let role = guards::declared_role();
     let mut guard_list = vec![verdict(
         1,
@@ -95,7 +100,12 @@ pub fn preview(id: &str) -> Option<Value> {
         "hash",
         &format!("execute must pass expected_hash = {}", current.hash),
     ));
-    guard_list.push(verdict(7, Kind::LintRejected, "lint", lint_guard(&current)));
+    guard_list.push(verdict(
+        7,
+        Kind::LintRejected,
+        "lint",
+        integrity.and_then(|_| lint_guard(&current)),
+    ));
     let would_run = guard_list.iter().all(|g| g["verdict"] != "fail");
 
     let statements: Value = match sqlparse::split(current.sql()) {

@@ -1,8 +1,9 @@
 //! The registry: registering and retiring playbooks (and checks), and loading the current one.
 
-use crate::audit::{self, lock_playbook, now_text};
+use crate::audit::{self, now_text};
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
+use crate::lock::lock_playbook;
 use crate::{identity, lint};
 use pg_repair_core::{Source, Waiver};
 use pgrx::prelude::*;
@@ -25,6 +26,7 @@ pub struct Registered {
 }
 
 pub fn register(source: &str) -> Result<Registered> {
+    audit::require_read_committed("repair.register")?;
     let parsed = parse(source)?;
     let id = parsed.id().to_string();
     let hash = parsed.hash();
@@ -34,7 +36,7 @@ pub fn register(source: &str) -> Result<Registered> {
         .collect();
     let (session, current) = (identity::session_user().1, identity::caller_user());
     as_definer(|| {
-        lock_playbook(&id);
+        lock_playbook(&id)?;
         let latest: Option<(i32, String, String)> = Spi::connect(|c| {
             let rows = c.select(
                 "SELECT version, hash, kind FROM repair.playbook_versions WHERE playbook_id = $1 \
@@ -120,6 +122,8 @@ fn append_event(
     let event_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
         .expect("uuid")
         .unwrap_or_default();
+    // Pins every column of the version row (source, lint, registered_by, …) into the chain.
+    let digest = audit::version_doc(id, version).map(|d| audit::digest_of(&d));
     let mut v = Map::new();
     v.insert("event_id".into(), json!(event_id));
     v.insert("version".into(), json!(version));
@@ -129,14 +133,16 @@ fn append_event(
     v.insert("at".into(), json!(at));
     v.insert("session_user_name".into(), json!(session));
     v.insert("current_user_name".into(), json!(current));
+    v.insert("version_digest".into(), json!(digest));
     audit::append("registry_events", id, v);
 }
 
 pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
+    audit::require_read_committed("repair.retire")?;
     let reason = crate::guards::reason(reason)?;
     let (session, current) = (identity::session_user().1, identity::caller_user());
     as_definer(|| {
-        lock_playbook(id);
+        lock_playbook(id)?;
         let Some(current_version) = load(id) else {
             return Err(unknown(id));
         };
@@ -175,6 +181,8 @@ pub struct Current {
     pub doc: Value,
     pub body_line: u32,
     pub lint: Value,
+    pub source: String,
+    pub canonical: String,
 }
 
 impl Current {
@@ -216,7 +224,7 @@ impl Current {
 pub fn load(id: &str) -> Option<Current> {
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT v.version, v.kind, v.hash, v.canonical::jsonb, v.body_line, v.lint, \
+            "SELECT v.version, v.kind, v.hash, v.canonical::jsonb, v.body_line, v.lint, v.source, v.canonical, \
                     COALESCE((SELECT e.action = 'retired' FROM repair.registry_events e \
                                WHERE e.playbook_id = v.playbook_id ORDER BY e.seq DESC LIMIT 1), false) \
                FROM repair.playbook_versions v WHERE v.playbook_id = $1 ORDER BY v.version DESC LIMIT 1",
@@ -233,10 +241,43 @@ pub fn load(id: &str) -> Option<Current> {
                 doc: r.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0),
                 body_line: r.get::<i32>(5)?.unwrap_or(1) as u32,
                 lint: r.get::<JsonB>(6)?.map_or(Value::Array(vec![]), |j| j.0),
-                retired: r.get::<bool>(7)?.unwrap_or(false),
+                source: r.get::<String>(7)?.unwrap_or_default(),
+                canonical: r.get::<String>(8)?.unwrap_or_default(),
+                retired: r.get::<bool>(9)?.unwrap_or(false),
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
     .expect("load playbook")
+}
+
+/// The stored version re-derived from its source before anything trusts it: the source must
+/// still parse to the stored canonical JSON, which must still hash to the stored hash, and the
+/// lint findings are recomputed (the stored column is only a record, covered by the audit chain).
+pub fn verified(mut c: Current) -> Result<Current> {
+    let tampered = |why: &str| {
+        RepairError::new(
+            Kind::Tampered,
+            format!("stored version {} of {} {why}", c.version, c.id),
+        )
+        .detail("The registry row was changed after registration; it is never run or trusted.")
+        .hint("Run repair.verify_audit() and register the reviewed file again.")
+    };
+    if pg_repair_core::sha256_hex(c.canonical.as_bytes()) != c.hash {
+        return Err(tampered("no longer hashes to its hash"));
+    }
+    let parsed = pg_repair_core::parse(&c.source)
+        .map_err(|_| tampered("has a source that no longer parses"))?;
+    if parsed.canonical_json() != c.canonical {
+        return Err(tampered(
+            "has a source that differs from its canonical form",
+        ));
+    }
+    c.lint = Value::Array(
+        lint::lint_source(&parsed)
+            .iter()
+            .map(lint::Finding::to_json)
+            .collect(),
+    );
+    Ok(c)
 }

@@ -29,6 +29,11 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 // Registered lazily in each backend: InitializeTimeouts() at backend start wipes registrations the
 // postmaster's _PG_init would have made.
 static TIMEOUT_ID: AtomicI32 = AtomicI32::new(-1);
+static KILL_ID: AtomicI32 = AtomicI32::new(-1);
+
+/// How long SQL may keep running after its cancel before the backend is terminated: SQL that
+/// catches query_canceled in a loop must not outlive its timeout for long.
+const KILL_GRACE_MS: i32 = 2_000;
 
 /// Runs in the SIGALRM handler: async-signal-safe work only.
 extern "C" fn on_timeout() {
@@ -39,29 +44,51 @@ extern "C" fn on_timeout() {
     }
 }
 
+/// Runs in the SIGALRM handler: the cancel was ignored for KILL_GRACE_MS; terminate the backend
+/// (FATAL at the next interrupt check; the transaction and the run are rolled back).
+extern "C" fn on_kill() {
+    unsafe {
+        std::ptr::write_volatile(&raw mut pg_sys::ProcDiePending, 1);
+        std::ptr::write_volatile(&raw mut pg_sys::InterruptPending, 1);
+    }
+}
+
+fn registered(slot: &AtomicI32, handler: extern "C" fn()) -> c_int {
+    let mut id = slot.load(Ordering::Relaxed);
+    if id < 0 {
+        id = unsafe {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| ffi::RegisterTimeout(ffi::USER_TIMEOUT, handler))
+        };
+        slot.store(id, Ordering::Relaxed);
+    }
+    id
+}
+
 /// Armed while alive; Drop disarms (on return, ERROR and panic alike).
-pub struct Timer(c_int);
+pub struct Timer(c_int, c_int);
 
 impl Timer {
+    /// Arms the run's timeout; does not reset whether an earlier one of this run fired.
     pub fn arm(ms: i32) -> Timer {
-        let mut id = TIMEOUT_ID.load(Ordering::Relaxed);
-        if id < 0 {
-            id = unsafe {
-                pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                    ffi::RegisterTimeout(ffi::USER_TIMEOUT, on_timeout)
-                })
-            };
-            TIMEOUT_ID.store(id, Ordering::Relaxed);
-        }
-        FIRED.store(false, Ordering::SeqCst);
-        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| ffi::enable_timeout_after(id, ms.max(1))) };
-        Timer(id)
+        let id = registered(&TIMEOUT_ID, on_timeout);
+        let kill = registered(&KILL_ID, on_kill);
+        let ms = ms.max(1);
+        unsafe {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                ffi::enable_timeout_after(id, ms);
+                ffi::enable_timeout_after(kill, ms.saturating_add(KILL_GRACE_MS));
+            })
+        };
+        Timer(id, kill)
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        unsafe { ffi::disable_timeout(self.0, false) }
+        unsafe {
+            ffi::disable_timeout(self.0, false);
+            ffi::disable_timeout(self.1, false);
+        }
     }
 }
 

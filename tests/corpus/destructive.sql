@@ -468,3 +468,80 @@ CREATE TABLE IF NOT EXISTS public.t (id int); SELECT FROM WHERE;
 -- case: empty-body only_comments
 -- nothing to do here
 /* and nothing here either */
+
+-- ===================================================================== privileges, renames, types, session state (issue 7)
+-- case: ban-grant grant_select_on_table
+GRANT SELECT ON public.orders TO repair_auditors;
+
+-- case: ban-grant grant_on_all_tables_and_schema
+GRANT USAGE ON SCHEMA app TO app_ro; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA app TO app_rw;
+
+-- case: ban-grant revoke_execute_on_function
+REVOKE EXECUTE ON FUNCTION public.fix_totals(integer) FROM PUBLIC;
+
+-- case: ban-grant alter_default_privileges
+ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO app_ro;
+
+-- case: ban-grant alter_table_owner
+ALTER TABLE public.orders OWNER TO mallory;
+
+-- case: ban-grant alter_function_owner
+ALTER FUNCTION public.fix_totals(integer) OWNER TO mallory;
+
+-- case: ban-grant disable_row_level_security
+ALTER TABLE public.orders DISABLE ROW LEVEL SECURITY;
+
+-- case: ban-alter-type alter_column_type_using
+ALTER TABLE public.orders ALTER COLUMN total TYPE text USING '';
+
+-- case: ban-alter-type alter_column_set_data_type
+alter table public.orders alter total set data type numeric(10,2);
+
+-- case: ban-alter-type alter_column_type_among_adds
+ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS note text, ALTER COLUMN id TYPE bigint;
+
+-- case: ban-rename rename_table
+ALTER TABLE public.orders RENAME TO orders_old;
+
+-- case: ban-rename rename_index
+ALTER INDEX public.orders_pkey RENAME TO orders_pkey_old;
+
+-- case: ban-rename rename_column
+ALTER TABLE public.orders RENAME COLUMN total TO total_old;
+
+-- case: ban-rename rename_schema
+ALTER SCHEMA app RENAME TO app_old;
+
+-- case: ban-rename set_schema
+ALTER TABLE public.orders SET SCHEMA archive;
+
+-- case: ban-cursor declare_cursor_select
+DECLARE order_cur CURSOR FOR SELECT id FROM public.orders;
+
+-- case: ban-cursor declare_hold_cursor
+DECLARE c CURSOR WITH HOLD FOR SELECT auth.wipe();
+
+-- case: ban-cursor declare_binary_scroll_cursor
+declare c2 binary scroll cursor for select 1;
+
+-- case: ban-session-state prepare_select
+PREPARE find_order(bigint) AS SELECT * FROM public.orders WHERE id = $1;
+
+-- case: ban-session-state prepare_insert
+PREPARE add_note(text) AS INSERT INTO public.notes(body) VALUES ($1);
+
+-- case: ban-session-state prepare_values
+prepare p as values (1);
+
+-- case: ban-extension create_extension_dblink
+CREATE EXTENSION IF NOT EXISTS dblink;
+
+-- case: ban-extension create_extension_postgres_fdw
+CREATE EXTENSION IF NOT EXISTS postgres_fdw SCHEMA public;
+
+-- case: ban-extension create_extension_untrusted_language
+CREATE EXTENSION IF NOT EXISTS plpython3u;
+
+-- case: ban-alter-table-drop disable_trigger
+ALTER TABLE public.orders DISABLE TRIGGER ALL;
+

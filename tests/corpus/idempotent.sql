@@ -66,12 +66,6 @@ COMMENT ON TABLE public.orders IS 'Customer orders';
 -- case: ok comment_on_column_dollar_decoy
 COMMENT ON COLUMN public.orders.note IS $doc$Free text; never DROP TABLE or DELETE FROM here$doc$;
 
--- case: ok grant_select_on_table
-GRANT SELECT ON public.orders TO repair_auditors;
-
--- case: ok grant_on_all_tables_and_schema
-GRANT USAGE ON SCHEMA app TO app_ro; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA app TO app_rw;
-
 -- case: ok insert_on_conflict_do_nothing
 INSERT INTO public.settings (k, v) VALUES ('mode', 'safe') ON CONFLICT (k) DO NOTHING;
 
@@ -142,12 +136,6 @@ CREATE SCHEMA IF NOT EXISTS a; CREATE TABLE IF NOT EXISTS a.t (id int); SELECT 1
 
 -- case: ok explain_select
 EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM public.orders;
-
--- case: ok prepare_select
-PREPARE find_order(bigint) AS SELECT * FROM public.orders WHERE id = $1;
-
--- case: ok declare_cursor_select
-DECLARE order_cur CURSOR FOR SELECT id FROM public.orders;
 
 -- case: ok advisory_xact_lock
 SELECT pg_advisory_xact_lock(42);

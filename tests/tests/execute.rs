@@ -203,7 +203,7 @@ fn lock_timeout_fails_the_run_with_55p03() {
 }
 
 #[test]
-fn user_cancel_is_not_swallowed() {
+fn user_cancel_is_a_failed_run_on_record() {
     let c = Cluster::shared();
     let db = c.fresh_db("cancel");
     let hash = reg(c, &db, &playbook("sleepy", "SELECT pg_sleep(10);"));
@@ -213,15 +213,25 @@ fn user_cancel_is_not_swallowed() {
         std::thread::sleep(Duration::from_millis(500));
         token.cancel_query(postgres::NoTls).unwrap();
     });
-    let e = db_error(execute(&mut a, "sleepy", &hash, "r"));
+    let started = std::time::Instant::now();
+    let r = execute(&mut a, "sleepy", &hash, "r").expect("a cancelled run returns normally");
     h.join().unwrap();
-    assert_eq!(e.code().code(), "57014");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the cancel stopped the statement"
+    );
+    assert_eq!(r["status"], "FAILED");
+    assert_eq!(r["error_code"], "57014");
+    assert!(
+        r["error_message"].as_str().unwrap().contains("cancelled"),
+        "{r}"
+    );
     assert_eq!(
         one::<i64>(
             &mut c.connect(&db, "postgres"),
-            "SELECT count(*) FROM repair.runs"
+            "SELECT count(*) FROM repair.runs WHERE status = 'FAILED' AND error_code = '57014'"
         ),
-        0
+        1
     );
     a.batch_execute("SELECT 1").expect("session still usable");
 }

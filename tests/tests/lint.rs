@@ -125,6 +125,12 @@ const ERROR_RULES: &[&str] = &[
     "require-if-not-exists",
     "require-or-replace",
     "ban-rule",
+    "ban-grant",
+    "ban-alter-type",
+    "ban-rename",
+    "ban-cursor",
+    "ban-session-state",
+    "ban-extension",
     "syntax-error",
     "empty-body",
 ];
@@ -390,9 +396,9 @@ fn a_current_waiver_lets_a_delete_run_and_an_expired_one_does_not() {
     let waived = "-- repair: dedupe\n-- title: Remove known duplicates\n\
                   -- waive: ban-delete until 2999-12-31 because TICKET-9 cleanup of known duplicates\n\
                   DELETE FROM public.dups WHERE id > 1;\n";
-    // still an error finding: the waiver lifts it at guard 7, lint does not hide it
+    // still reported, as `waived` (never `error`): the file's own current waiver lifts it
     let f = lint(&mut carol, waived).unwrap();
-    assert_eq!(summary(&f), "[ban-delete/error]");
+    assert_eq!(summary(&f), "[ban-delete/waived]");
     let (_, hash, _) = register(&mut carol, waived);
     let r = execute(&mut alice, "dedupe", &hash, "TICKET-9 remove duplicates").unwrap();
     assert_eq!(r["status"], "SUCCESS", "{r}");
@@ -1056,4 +1062,52 @@ fn invalid_utf8_and_nul_are_rejected_before_lint() {
     let e = db_error(lint(&mut carol, with_nul));
     assert_eq!(e.code().code(), "22021", "{}", e.message());
     carol.batch_execute("SELECT 1").expect("session usable");
+}
+
+#[test]
+fn repair_lint_applies_the_files_own_waivers() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("lint_waived");
+    let mut a = c.connect(&db, "alice");
+    let body = "CREATE TABLE public.t_waived (id int);";
+    let current = format!(
+        "-- repair: waived_ok\n-- title: t\n-- waive: require-if-not-exists until 2099-12-31 because legacy table\n{body}\n"
+    );
+    let findings = lint(&mut a, &current).unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f.rule == "require-if-not-exists")
+        .expect("the finding is still reported");
+    assert_eq!(f.severity, "waived", "{}", summary(&findings));
+    assert!(
+        f.message.contains("2099-12-31") && f.message.contains("legacy table"),
+        "{}",
+        f.message
+    );
+    assert!(
+        findings.iter().all(|f| f.severity != "error"),
+        "{}",
+        summary(&findings)
+    );
+
+    let expired = current.replace("2099-12-31", "2001-01-01");
+    let findings = lint(&mut a, &expired).unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == "require-if-not-exists" && f.severity == "error"),
+        "an expired waiver lifts nothing: {}",
+        summary(&findings)
+    );
+
+    // A waiver of another rule lifts nothing here either.
+    let other = current.replace("require-if-not-exists until", "ban-delete until");
+    let findings = lint(&mut a, &other).unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == "require-if-not-exists" && f.severity == "error"),
+        "{}",
+        summary(&findings)
+    );
 }

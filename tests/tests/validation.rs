@@ -136,10 +136,11 @@ fn decision_thresholds() {
     );
     let mut a = c.connect(&db, "alice");
     let expect = [
-        ("t0", "GO", "5/5"),
-        ("t1", "HOLD", "5/6"),
-        ("t2", "HOLD", "5/7"),
-        ("t3", "NO-GO", "5/8"),
+        // built-ins run only when one of their tags is named: t0 scopes to the t0 checks
+        ("t0", "GO", "1/1"),
+        ("t1", "HOLD", "1/2"),
+        ("t2", "HOLD", "1/3"),
+        ("t3", "NO-GO", "1/4"),
     ];
     for (i, (tag, want, score)) in expect.iter().enumerate() {
         if i > 0 {
@@ -161,6 +162,9 @@ fn decision_thresholds() {
         &check_file("crit", "critical", "t9", "SELECT 1 AS bad;"),
     );
     let (run, results) = run_checks(&mut a, Some(vec!["t9"]));
+    assert_eq!(results.len(), 1, "only the t9 check: {results:?}");
+    assert_eq!(decision(&mut a, &run), ("NO-GO".into(), "0/1".into()));
+    let (run, results) = run_checks(&mut a, Some(vec!["t9", "builtin"]));
     assert_eq!(results.len(), 5, "4 built-ins + the t9 check: {results:?}");
     assert_eq!(decision(&mut a, &run), ("NO-GO".into(), "4/5".into()));
 }
@@ -342,7 +346,9 @@ fn baseline_drift_names_exactly_the_changed_table() {
     su.batch_execute(
         "INSERT INTO public.customers SELECT g FROM generate_series(1, 100) g;
          INSERT INTO public.orders SELECT g, 1 + g % 100 FROM generate_series(1, 250) g;
-         CREATE TABLE public.gone (id int PRIMARY KEY);",
+         CREATE TABLE public.gone (id int PRIMARY KEY);
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO repair_operators;
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO repair_operators;",
     )
     .unwrap();
     let mut a = c.connect(&db, "alice");
@@ -493,4 +499,47 @@ fn authority_reports_evidence_and_never_infers() {
     assert_eq!(v["declared_role"], serde_json::Value::Null);
     assert_eq!(v["role_valid"], false);
     c.set_conf(&[("repair.db_role", Some("staging"))]);
+}
+
+#[test]
+fn run_checks_with_tags_runs_builtins_only_when_one_of_their_tags_is_named() {
+    let c = Cluster::shared();
+    let db = clean_db(c, "tag_scope");
+    // A table without a primary key anywhere: builtin.table_without_pk would FAIL.
+    c.connect(&db, "postgres")
+        .batch_execute("CREATE TABLE public.no_pk (x int)")
+        .unwrap();
+    let mut carol = c.connect(&db, "carol");
+    register(
+        &mut carol,
+        "-- check: release_ok\n-- title: t\n-- severity: critical\n-- tags: release_42\nSELECT 1 WHERE false;\n",
+    );
+    let mut a = c.connect(&db, "alice");
+    let ids = |r: &[(String, String, i64)]| r.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+
+    let (run, results) = run_checks(&mut a, Some(vec!["release_42"]));
+    assert_eq!(ids(&results), vec!["release_ok".to_string()]);
+    let decision: String = one(
+        &mut a,
+        &format!("SELECT decision FROM repair.decision('{run}')"),
+    );
+    assert_eq!(decision, "GO", "the scoped run is not changed by built-ins");
+
+    let (_, results) = run_checks(&mut a, Some(vec!["schema"]));
+    assert_eq!(ids(&results), vec!["builtin.table_without_pk".to_string()]);
+    let (_, results) = run_checks(&mut a, Some(vec!["fk"]));
+    assert_eq!(
+        ids(&results),
+        vec![
+            "builtin.fk_type_mismatch".to_string(),
+            "builtin.fk_missing_index".to_string()
+        ]
+    );
+    let (_, results) = run_checks(&mut a, Some(vec!["builtin"]));
+    assert_eq!(results.len(), 4);
+    // null and empty both mean every check
+    let (_, results) = run_checks(&mut a, None);
+    assert_eq!(results.len(), 5);
+    let (_, results) = run_checks(&mut a, Some(vec![]));
+    assert_eq!(results.len(), 5);
 }

@@ -1,0 +1,71 @@
+//! The enforced region: set while a playbook's statements (and the deferred work they queue)
+//! run, or while a check query runs. Only this module sets it; no user can. The hooks
+//! (hooks.rs) read it; a refusal is remembered, so a playbook that catches the error still fails.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// One backend is one thread: plain statics, read by the hooks on every statement.
+static PLAYBOOK: AtomicBool = AtomicBool::new(false);
+static CHECK: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Rules a current waiver of the running playbook lifts at runtime.
+    static WAIVED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The first refusal of this region, kept even if the SQL caught the error.
+    static VIOLATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A playbook's statements are running.
+pub fn playbook_running() -> bool {
+    PLAYBOOK.load(Ordering::Relaxed)
+}
+
+/// A playbook or a check is running: function bans apply.
+pub fn enforcing() -> bool {
+    PLAYBOOK.load(Ordering::Relaxed) || CHECK.load(Ordering::Relaxed)
+}
+
+/// Whether a current waiver of the running playbook lifts this rule at runtime.
+pub fn runtime_allows(rule: &str) -> bool {
+    WAIVED.with(|w| w.borrow().iter().any(|r| r == rule))
+}
+
+pub fn record_violation(message: &str) {
+    VIOLATION.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.is_none() {
+            *v = Some(message.to_string());
+        }
+    });
+}
+
+pub fn violation() -> Option<String> {
+    VIOLATION.with(|v| v.borrow().clone())
+}
+
+/// While alive, the region is enforced; Drop ends it on every exit path.
+pub struct Region(&'static AtomicBool);
+
+impl Region {
+    pub fn playbook(waived: Vec<String>) -> Region {
+        WAIVED.with(|w| *w.borrow_mut() = waived);
+        VIOLATION.with(|v| *v.borrow_mut() = None);
+        crate::hooks::forget_function_decisions();
+        PLAYBOOK.store(true, Ordering::Relaxed);
+        Region(&PLAYBOOK)
+    }
+    pub fn check() -> Region {
+        VIOLATION.with(|v| *v.borrow_mut() = None);
+        crate::hooks::forget_function_decisions();
+        CHECK.store(true, Ordering::Relaxed);
+        Region(&CHECK)
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+        WAIVED.with(|w| w.borrow_mut().clear());
+    }
+}
