@@ -125,11 +125,11 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
     if crate::gucs::log_head() {
         // An external witness: with log shipping, the server log keeps every head, so a chain
         // rewritten consistently by a superuser still disagrees with what was logged.
-        pgrx::log!(
+        crate::errors::log_line(&format!(
             "pg_repair audit head: {} (after repair.{table} {key_col} {} row_hash {row_hash}, uncommitted)",
             head(),
             crate::errors::bounded(key, 80)
-        );
+        ));
     }
     row_hash
 }

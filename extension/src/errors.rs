@@ -123,7 +123,26 @@ pub fn log_refusal(
         "reason": reason.map(|r| bounded(r, 200)),
         "message": bounded(&e.message, 500),
     });
-    pgrx::log!("pg_repair refusal: {line}");
+    log_line(&format!("pg_repair refusal: {line}"));
+}
+
+/// One LOG line without the statement text (which the caller controls and may be huge: LOG
+/// ranks above ERROR for log_min_error_statement, so it would be printed in full).
+pub fn log_line(text: &str) {
+    let c = CString::new(text.replace('\0', "")).unwrap_or_default();
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            if elog_ffi::errstart(pg_sys::LOG as c_int, std::ptr::null()) {
+                elog_ffi::errhidestmt(true);
+                elog_ffi::errmsg(c"%s".as_ptr(), c.as_ptr());
+                elog_ffi::errfinish(
+                    c"pg_repair/errors.rs".as_ptr(),
+                    line!() as c_int,
+                    c"log_line".as_ptr(),
+                );
+            }
+        })
+    }
 }
 
 /// At most `max` characters of `s`, with the number left out.

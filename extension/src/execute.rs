@@ -400,7 +400,10 @@ fn run_statements(plan: &RunPlan) -> Outcome {
     let fired = timeout::fired();
     let n = executed.get();
     drop(capture);
-    let failing = statements.get(n as usize).map_or(0, |s| s.n);
+    let failing = match statements.get(n as usize) {
+        Some(s) => format!("statement {}", s.n),
+        None => "deferred trigger work queued by the playbook".to_string(),
+    };
     match res {
         Ok(()) => Outcome {
             status: "SUCCESS",
@@ -438,9 +441,9 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             }
             let code = caught_sqlstate(&e);
             let message = if code == "57014" {
-                format!("statement {failing}: cancelled by the client (or the session's statement_timeout); rolled back")
+                format!("{failing}: cancelled by the client (or the session's statement_timeout); rolled back")
             } else {
-                format!("statement {failing}: {} (rolled back)", caught_message(&e))
+                format!("{failing}: {} (rolled back)", caught_message(&e))
             };
             failed(&code, message, n, vec![])
         }
