@@ -30,9 +30,11 @@ CREATE TABLE repair.registry_events (
     at                timestamptz NOT NULL,
     session_user_name text        NOT NULL,
     current_user_name text        NOT NULL,
-    version_digest    text,       -- SHA-256 of the version row (every column) this event records
     prev_hash         text,
-    row_hash          text        NOT NULL
+    row_hash          text        NOT NULL,
+    -- SHA-256 of the version row (every column) this event records; NULL only in events
+    -- written before 0.2.0
+    version_digest    text
 );
 CREATE INDEX registry_events_chain ON repair.registry_events (playbook_id, seq);
 
@@ -158,9 +160,12 @@ CREATE TABLE repair.baseline_captures (
     captured_at       timestamptz NOT NULL,
     session_user_name text        NOT NULL,
     table_count       integer     NOT NULL,
-    counts_digest     text        NOT NULL,  -- SHA-256 of this capture's counts (baseline_counts)
+    -- Since 0.2.0: SHA-256 of this capture's counts, and the chain. NULL only in captures made
+    -- before 0.2.0, which were never chained.
+    counts_digest     text,
     prev_hash         text,
-    row_hash          text        NOT NULL
+    row_hash          text,
+    CHECK ((counts_digest IS NULL) = (row_hash IS NULL))
 );
 CREATE INDEX baseline_captures_label ON repair.baseline_captures (label, seq);
 

@@ -17,6 +17,9 @@ pub struct Chained {
     pub table: &'static str,
     pub id_col: &'static str,
     pub key_col: &'static str,
+    /// Chains added after 0.1.0 enter audit_head() only once they have a row, so a head pinned
+    /// before an upgrade stays valid across it.
+    pub in_head_when_empty: bool,
 }
 
 pub const CHAINED: &[Chained] = &[
@@ -24,28 +27,52 @@ pub const CHAINED: &[Chained] = &[
         table: "registry_events",
         id_col: "event_id",
         key_col: "playbook_id",
+        in_head_when_empty: true,
     },
     Chained {
         table: "runs",
         id_col: "run_id",
         key_col: "playbook_id",
+        in_head_when_empty: true,
     },
     Chained {
         table: "check_results",
         id_col: "result_id",
         key_col: "check_id",
+        in_head_when_empty: true,
     },
     Chained {
         table: "check_runs",
         id_col: "run_id",
         key_col: "chain_key",
+        in_head_when_empty: true,
     },
     Chained {
         table: "baseline_captures",
         id_col: "capture_id",
         key_col: "label",
+        in_head_when_empty: false,
     },
 ];
+
+/// The chained tables this database's schema has: a database created by an earlier release
+/// keeps working with this library until ALTER EXTENSION pg_repair UPDATE adds the rest.
+fn present() -> Vec<&'static Chained> {
+    CHAINED
+        .iter()
+        .filter(|c| {
+            Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
+                   WHERE attrelid = pg_catalog.to_regclass('repair.' || $1) \
+                     AND attname = 'row_hash' AND NOT attisdropped)",
+                &[c.table.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        })
+        .collect()
+}
 
 fn chained(table: &str) -> &'static Chained {
     CHAINED
@@ -215,11 +242,14 @@ const BATCH: i64 = 1000;
 pub fn verify() -> Verification {
     as_definer(|| {
         let mut v = Verification::default();
-        for c in CHAINED {
+        let tables = present();
+        for c in &tables {
             verify_chain(c, &mut v);
         }
         verify_versions(&mut v);
-        verify_baseline_counts(&mut v);
+        if tables.iter().any(|c| c.table == "baseline_captures") {
+            verify_baseline_counts(&mut v);
+        }
         v
     })
 }
@@ -229,6 +259,7 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
         table,
         id_col,
         key_col,
+        ..
     } = c;
     let query = format!(
         "SELECT {id_col}::text, {key_col}, prev_hash, row_hash, seq, \
@@ -253,6 +284,16 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 let seq: i64 = row.get(5).ok().flatten().unwrap_or_default();
                 let doc: Option<JsonB> = row.get(6).ok().flatten();
                 v.rows_checked += 1;
+                if *table == "baseline_captures" && stored.is_none() {
+                    // A capture made before 0.2.0, never chained: acceptable only before its
+                    // label's chain begins.
+                    if matches!(&last, Some((k, Some(_))) if *k == key) {
+                        v.add(table, Some(id), Some(seq), Some(&key), format!(
+                            "repair.{table} seq {seq} ({key_col} {key}): an unchained row after the chain began (inserted)"));
+                    }
+                    last = Some((key, None));
+                    continue;
+                }
                 let expected_prev = match &last {
                     Some((k, h)) if *k == key => h.clone(),
                     _ => None,
@@ -338,7 +379,8 @@ fn verify_versions(v: &mut Verification) {
 fn verify_baseline_counts(v: &mut Verification) {
     let rows: Vec<(String, String, i64, String)> = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT capture_id::text, label, seq, counts_digest FROM repair.baseline_captures ORDER BY seq",
+            "SELECT capture_id::text, label, seq, counts_digest FROM repair.baseline_captures \
+              WHERE counts_digest IS NOT NULL ORDER BY seq",
             None,
             &[],
         )?;
@@ -371,17 +413,23 @@ fn verify_baseline_counts(v: &mut Verification) {
 pub fn head() -> String {
     as_definer(|| {
         let mut all = Map::new();
-        for Chained { table, key_col, .. } in CHAINED {
+        for Chained {
+            table,
+            key_col,
+            in_head_when_empty,
+            ..
+        } in present()
+        {
             let heads: Option<JsonB> = Spi::get_one(&format!(
                 "SELECT COALESCE(pg_catalog.jsonb_object_agg({key_col}, row_hash), '{{}}') FROM \
                    (SELECT DISTINCT ON ({key_col}) {key_col}, row_hash FROM repair.{table} \
                      ORDER BY {key_col}, seq DESC) h"
             ))
             .expect("heads");
-            all.insert(
-                (*table).into(),
-                heads.map_or(Value::Object(Map::new()), |j| j.0),
-            );
+            let heads = heads.map_or(Value::Object(Map::new()), |j| j.0);
+            if *in_head_when_empty || heads.as_object().is_some_and(|m| !m.is_empty()) {
+                all.insert((*table).into(), heads);
+            }
         }
         sha256_hex(to_canonical_json(&Value::Object(all)).as_bytes())
     })
