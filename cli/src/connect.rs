@@ -96,7 +96,7 @@ impl Target {
     pub fn connect(&self) -> Result<Client, CliError> {
         let mut config = self.config.clone();
         config.notice_callback(|notice| {
-            eprintln!("pgrepair: {}: {}", notice.severity(), notice.message());
+            errln!("pgrepair: {}: {}", notice.severity(), notice.message());
         });
         config.connect(NoTls).map_err(|e| CliError::Connect {
             target: self.describe(),
@@ -251,7 +251,7 @@ fn pgpass_lookup(target: &Target, var: &dyn Fn(&str) -> Option<String>) -> Optio
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
+            errln!(
                 "pgrepair: warning: password file {} has group or world access; permissions \
                  should be u=rw (0600) or less",
                 path.display()

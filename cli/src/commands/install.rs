@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<i32, CliError> {
         let server_hash = output::field(r, "hash");
         let local_hash = s.source.hash();
         if !server_hash.is_empty() && server_hash != local_hash {
-            eprintln!(
+            errln!(
                 "pgrepair: warning: {}: server hash {server_hash} differs from local hash \
                  {local_hash} (pgrepair and the extension are different versions?)",
                 s.file
