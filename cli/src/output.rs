@@ -85,11 +85,6 @@ fn stdout_failed(e: &io::Error) {
     }
 }
 
-/// True once stdout could not be written (a closed pipe).
-pub fn stdout_gone() -> bool {
-    STDOUT_GONE.load(Ordering::Relaxed)
-}
-
 /// One line on stderr. Never panics (unlike `eprintln!`) when stderr is closed or a broken pipe.
 pub fn err_line(text: &str) {
     if STDERR_GONE.load(Ordering::Relaxed) {
