@@ -352,7 +352,7 @@ pub fn rotate(
     })?;
     let euid = unsafe { libc::geteuid() };
     let mut result = Rotation::default();
-    let mut completed: Vec<(String, String, File)> = Vec::new();
+    let mut completed: Vec<((String, (i64, i64)), String, File)> = Vec::new();
     for entry in entries.filter_map(Result::ok) {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
@@ -377,13 +377,13 @@ pub fn rotate(
                 continue;
             }
         };
-        match file.metadata() {
-            Ok(m) if m.is_file() && m.uid() == euid => {}
+        let mtime = match file.metadata() {
+            Ok(m) if m.is_file() && m.uid() == euid => (m.mtime(), m.mtime_nsec()),
             _ => {
                 result.ignored.push(dir.path.join(&name));
                 continue;
             }
-        }
+        };
         if is_partial {
             if flock(&file, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
                 dir.unlink(&name).map_err(|e| {
@@ -398,9 +398,10 @@ pub fn rotate(
             continue;
         }
         let stamp = ours.map(|(s, _)| s.to_string()).unwrap_or_default();
-        completed.push((stamp, name, file));
+        completed.push(((stamp, mtime), name, file));
     }
-    // newest first: yyyymmddThhmmssZ sorts chronologically as text; the nonce breaks ties
+    // newest first: by start stamp (yyyymmddThhmmssZ sorts chronologically as text), then, for
+    // runs started in the same second, by when the dump was finished (mtime), then by name
     completed.sort_by(|a, b| (&b.0, &b.1).cmp(&(&a.0, &a.1)));
     for (_, name, file) in completed.into_iter().skip(keep) {
         if own.is_some_and(|o| o.name == name) {

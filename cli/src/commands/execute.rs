@@ -151,8 +151,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     ));
     let mut line = |label: &str, value: String| {
         if !value.is_empty() {
-            // the longest label ("missing before") still gets a space before its value
-            out.push_str(&format!("  {label:<14} {value}\n"));
+            // a label too long for the column ("missing before") gets a colon, never runs
+            // into its value
+            if label.len() >= 12 {
+                out.push_str(&format!("  {label}: {value}\n"));
+            } else {
+                out.push_str(&format!("  {label:<12}{value}\n"));
+            }
         }
     };
     line("run", field(&result, "run_id"));
