@@ -411,3 +411,70 @@ fn human_execute_output_separates_labels_from_values() {
         assert!(label_end > 0, "label runs into its value: {l:?}");
     }
 }
+
+/// Peak RSS of `lint` on a ~50 MB file with ~1.7 M findings (issue 15: it took 1.1 GB when
+/// findings were collected). Slow (the server parses 50 MB), so ignored by default:
+///   cargo test -p pgrepair --test pressure lint_streams -- --ignored --nocapture
+/// Set PGREPAIR_COMPARE_BIN to another pgrepair binary to print its numbers too.
+#[test]
+#[ignore]
+fn lint_streams_findings_in_bounded_memory() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("pressure_lint_rss");
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: usize = std::env::var("PGREPAIR_LINT_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_700_000);
+    let mut body = String::with_capacity(lines * 31);
+    for i in 0..lines {
+        body.push_str(&format!("DELETE FROM public.tbl_{i:09};\n"));
+    }
+    let file = write(tmp.path(), "huge.sql", playbook("huge", &body));
+    let size = std::fs::metadata(&file).unwrap().len();
+    let measure = |bin: &std::ffi::OsStr| -> (u64, usize, f64) {
+        let out_path = tmp.path().join("out.txt");
+        let start = Instant::now();
+        let out = StdCommand::new("/usr/bin/time")
+            .arg("-v")
+            .arg(bin)
+            .args(["--dsn", &c.url(&db, "carol"), "lint", &file])
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        let kb: u64 = err
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Maximum resident set size (kbytes): ")
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .expect("time -v output");
+        let n = std::fs::read_to_string(&out_path).unwrap().lines().count();
+        (kb, n, secs)
+    };
+    let (kb, n, secs) = measure(bin().as_os_str());
+    println!(
+        "pgrepair lint: {size} bytes, {} findings lines, peak RSS {} MB, {secs:.1} s",
+        n - 1,
+        kb / 1024
+    );
+    if let Some(other) = std::env::var_os("PGREPAIR_COMPARE_BIN") {
+        let (kb2, n2, secs2) = measure(&other);
+        println!(
+            "compare binary: {} findings lines, peak RSS {} MB, {secs2:.1} s",
+            n2 - 1,
+            kb2 / 1024
+        );
+    }
+    assert!(n > lines, "every finding printed");
+    // the file itself is held once (plus the parameter buffer); findings are not collected
+    assert!(
+        kb * 1024 < 4 * size + 64 * 1024 * 1024,
+        "peak RSS {kb} kB for a {size}-byte file"
+    );
+}

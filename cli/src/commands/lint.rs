@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use serde_json::{json, Value};
 
@@ -239,36 +238,47 @@ fn lint_one(
     file: &str,
     text: &str,
 ) -> Result<(), CliError> {
+    // A portal read in batches: memory stays bounded by one batch, and the client wakes once
+    // per batch rather than once per row. (The transaction only scopes the portal.)
+    const BATCH: i32 = 10_000;
     let mut seen = 0usize;
-    let mut rows = match client.query_raw(LINT_SQL, [text]) {
-        Ok(rows) => rows,
+    let mut tx = match client.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return Err(CliError::from_pg(e, Some(file.to_string()))),
+    };
+    let portal = match tx.bind(LINT_SQL, &[&text]) {
+        Ok(p) => p,
         Err(e) => return server_error(printer, file, e, seen),
     };
     loop {
-        let row = match rows.next() {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => {
-                drop(rows);
-                return server_error(printer, file, e, seen);
-            }
+        let rows = match tx.query_portal(&portal, BATCH) {
+            Ok(rows) => rows,
+            Err(e) => return server_error(printer, file, e, seen),
         };
-        let finding = (|| -> Result<Finding, postgres::Error> {
-            Ok(Finding {
-                rule: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
-                severity: row
-                    .try_get::<_, Option<String>>(1)?
-                    .unwrap_or_else(|| "error".to_string()),
-                statement: row.try_get(2)?,
-                line: row.try_get(3)?,
-                col: row.try_get(4)?,
-                message: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
-            })
-        })()
-        .map_err(|e| CliError::from_pg(e, Some(file.to_string())))?;
-        seen += 1;
-        printer.finding(file, &finding);
+        let done = rows.len() < BATCH as usize;
+        for row in rows {
+            let finding = (|| -> Result<Finding, postgres::Error> {
+                Ok(Finding {
+                    rule: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    severity: row
+                        .try_get::<_, Option<String>>(1)?
+                        .unwrap_or_else(|| "error".to_string()),
+                    statement: row.try_get(2)?,
+                    line: row.try_get(3)?,
+                    col: row.try_get(4)?,
+                    message: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
+                })
+            })()
+            .map_err(|e| CliError::from_pg(e, Some(file.to_string())))?;
+            seen += 1;
+            printer.finding(file, &finding);
+        }
+        if done {
+            break;
+        }
     }
+    // read-only: nothing to keep
+    let _ = tx.rollback();
     printer.file_done(file, None);
     Ok(())
 }
