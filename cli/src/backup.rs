@@ -352,7 +352,9 @@ pub fn rotate(
     })?;
     let euid = unsafe { libc::geteuid() };
     let mut result = Rotation::default();
-    let mut completed: Vec<((String, (i64, i64)), String, File)> = Vec::new();
+    // ((start stamp, completion mtime), name, open file)
+    type Candidate = ((String, (i64, i64)), String, File);
+    let mut completed: Vec<Candidate> = Vec::new();
     for entry in entries.filter_map(Result::ok) {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;

@@ -33,10 +33,7 @@ fn shell(args: &[OsString], tail: &str) -> Output {
 /// pgrepair with stdout and stderr both connected to pipes whose reading ends are already
 /// closed: every write is EPIPE.
 fn broken_pipes(args: &[OsString]) -> Output {
-    let (out_r, out_w) = std::io::pipe().unwrap();
-    let (err_r, err_w) = std::io::pipe().unwrap();
-    drop(out_r);
-    drop(err_r);
+    let (out_w, err_w) = (closed_pipe(), closed_pipe());
     let status = StdCommand::new(bin())
         .args(args)
         .env_remove("DATABASE_URL")
@@ -49,6 +46,18 @@ fn broken_pipes(args: &[OsString]) -> Output {
         status,
         stdout: Vec::new(),
         stderr: Vec::new(),
+    }
+}
+
+/// The writing end of a pipe whose reading end is already closed.
+fn closed_pipe() -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two new descriptors; we close one and own the other.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        libc::close(fds[0]);
+        std::fs::File::from_raw_fd(fds[1])
     }
 }
 
