@@ -504,6 +504,12 @@ fn four_concurrent_executes_with_keep_2() {
         id,
         "SELECT pg_sleep(3);\nCREATE TABLE IF NOT EXISTS public.concurrent_t (id int);",
     );
+    // runs of one playbook are serialized on the server: let the waiting ones wait 3 x 3 s
+    c.connect(&db, "postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET repair.lock_timeout = '60s'"
+        ))
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("backups");
     let bin = assert_cmd::cargo::cargo_bin("pgrepair");
