@@ -661,3 +661,73 @@ fn stale_partial_of_a_killed_run_is_cleaned_by_the_next_rotation() {
     let left = names_in(&dir);
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+#[test]
+fn ctrl_c_during_the_dump_stops_pg_dump_and_executes_nothing() {
+    let c = Cluster::shared();
+    let id = "dump_sigint_pb";
+    let (db, hash) = backup_db(
+        c,
+        "bk_dump_sigint",
+        id,
+        "CREATE TABLE IF NOT EXISTS public.dump_sigint_t (id int);",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backups");
+    let slow = tmp.path().join("slow_pg_dump.sh");
+    let pid_file = tmp.path().join("slow.pid");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\necho $$ > {}\necho partial-data\nexec sleep 30\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    chmod(&slow, 0o755);
+    let start = Instant::now();
+    let child = StdCommand::new(assert_cmd::cargo::cargo_bin("pgrepair"))
+        .args(["--dsn", &c.url(&db, "alice"), "execute", id])
+        .args(["--hash", &hash, "--reason", "interrupted dump"])
+        .arg("--backup-dir")
+        .arg(&dir)
+        .arg("--pg-dump")
+        .arg(&slow)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !(pid_file.exists() && names_in(&dir).iter().any(|n| n.ends_with(".partial"))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dump never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: SIGINT to the pgrepair process this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    expect_code(&out, 130);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("cancelled") && err.contains("nothing was executed"),
+        "{err}"
+    );
+    assert!(names_in(&dir).is_empty(), "{:?}", names_in(&dir));
+    assert_eq!(runs(c, &db), 0);
+    // pg_dump was stopped, not left running
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signal 0 only probes whether the helper we started still exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    if alive {
+        // SAFETY: clean up the helper this test started before failing.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(!alive, "pg_dump still running after Ctrl-C");
+}
