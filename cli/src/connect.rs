@@ -35,9 +35,23 @@ impl Target {
 
     /// `host:port/db as user`, for messages.
     pub fn describe(&self) -> String {
+        let hosts = self.config.get_hosts();
+        let host = if self.connected.get().is_none() && hosts.len() > 1 {
+            // not connected (yet): name every host that is tried, in order
+            hosts
+                .iter()
+                .map(|h| match h {
+                    Host::Tcp(h) => h.clone(),
+                    Host::Unix(p) => p.display().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            self.host_display()
+        };
         format!(
             "{}:{}/{} as {}",
-            self.host_display(),
+            host,
             self.port(),
             self.config.get_dbname().unwrap_or("?"),
             self.config.get_user().unwrap_or("?")
@@ -433,8 +447,10 @@ mod tests {
         assert!(matches!(&second.get_hosts()[0], Host::Unix(p) if p == Path::new("/tmp/sock")));
         assert_eq!(second.get_ports(), &[6000]);
         assert_eq!(second.get_user(), Some("u"));
-        // before connecting: the first host; after reaching the second: the second
+        // before connecting: the first host (every host in messages); after reaching the
+        // second: the second
         assert_eq!(t.host_display(), "h1");
+        assert_eq!(t.describe(), "h1,/tmp/sock:6000/u as u");
         t.connected.set(Some(1));
         let env: HashMap<_, _> = t.libpq_env().into_iter().collect();
         assert_eq!(env["PGHOST"], "/tmp/sock");
