@@ -21,6 +21,9 @@ const DEFAULT_PORT: u16 = 5432;
 /// `pg_dump` needs to reach the same database.
 pub struct Target {
     pub config: Config,
+    /// With several hosts (`PGHOST=a,b`): the index of the one `connect` reached, so `pg_dump`
+    /// and messages use that host, not the first.
+    connected: std::cell::Cell<Option<usize>>,
 }
 
 impl Target {
@@ -32,9 +35,23 @@ impl Target {
 
     /// `host:port/db as user`, for messages.
     pub fn describe(&self) -> String {
+        let hosts = self.config.get_hosts();
+        let host = if self.connected.get().is_none() && hosts.len() > 1 {
+            // not connected (yet): name every host that is tried, in order
+            hosts
+                .iter()
+                .map(|h| match h {
+                    Host::Tcp(h) => h.clone(),
+                    Host::Unix(p) => p.display().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            self.host_display()
+        };
         format!(
             "{}:{}/{} as {}",
-            self.host_display(),
+            host,
             self.port(),
             self.config.get_dbname().unwrap_or("?"),
             self.config.get_user().unwrap_or("?")
@@ -42,7 +59,8 @@ impl Target {
     }
 
     pub fn host_display(&self) -> String {
-        match self.config.get_hosts().first() {
+        let i = self.connected.get().unwrap_or(0);
+        match self.config.get_hosts().get(i) {
             Some(Host::Tcp(h)) => h.clone(),
             Some(Host::Unix(p)) => p.display().to_string(),
             None => self
@@ -55,9 +73,12 @@ impl Target {
     }
 
     pub fn port(&self) -> u16 {
-        self.config
-            .get_ports()
-            .first()
+        let ports = self.config.get_ports();
+        let i = self.connected.get().unwrap_or(0);
+        // libpq: one port for all hosts, or one per host
+        ports
+            .get(i)
+            .or(ports.first())
             .copied()
             .unwrap_or(DEFAULT_PORT)
     }
@@ -94,9 +115,26 @@ impl Target {
 
     /// Opens the session. Failure is a `Connect` error (exit 2) naming the target.
     pub fn connect(&self) -> Result<Client, CliError> {
-        let mut config = self.config.clone();
+        let hosts = self.config.get_hosts().len();
+        if hosts <= 1 {
+            return self.connect_config(self.config.clone());
+        }
+        // Several hosts: try them in order like libpq, and remember which one answered.
+        let mut last = None;
+        for i in 0..hosts {
+            self.connected.set(Some(i));
+            match self.connect_config(single_host(&self.config, i)) {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        self.connected.set(None);
+        Err(last.unwrap_or_else(|| CliError::Usage("no host to connect to".to_string())))
+    }
+
+    fn connect_config(&self, mut config: Config) -> Result<Client, CliError> {
         config.notice_callback(|notice| {
-            eprintln!("pgrepair: {}: {}", notice.severity(), notice.message());
+            errln!("pgrepair: {}: {}", notice.severity(), notice.message());
         });
         config.connect(NoTls).map_err(|e| CliError::Connect {
             target: self.describe(),
@@ -104,6 +142,56 @@ impl Target {
             sqlstate: e.as_db_error().map(|db| db.code().code().to_string()),
         })
     }
+}
+
+/// `config` with only its `i`-th host (and that host's hostaddr and port).
+fn single_host(config: &Config, i: usize) -> Config {
+    let mut c = Config::new();
+    if let Some(u) = config.get_user() {
+        c.user(u);
+    }
+    if let Some(p) = config.get_password() {
+        c.password(p);
+    }
+    if let Some(d) = config.get_dbname() {
+        c.dbname(d);
+    }
+    if let Some(o) = config.get_options() {
+        c.options(o);
+    }
+    if let Some(a) = config.get_application_name() {
+        c.application_name(a);
+    }
+    c.ssl_mode(config.get_ssl_mode());
+    c.ssl_negotiation(config.get_ssl_negotiation());
+    match &config.get_hosts()[i] {
+        Host::Tcp(h) => c.host(h),
+        Host::Unix(p) => c.host_path(p),
+    };
+    if let Some(a) = config.get_hostaddrs().get(i) {
+        c.hostaddr(*a);
+    }
+    let ports = config.get_ports();
+    if let Some(p) = ports.get(i).or(ports.first()) {
+        c.port(*p);
+    }
+    if let Some(t) = config.get_connect_timeout() {
+        c.connect_timeout(*t);
+    }
+    if let Some(t) = config.get_tcp_user_timeout() {
+        c.tcp_user_timeout(*t);
+    }
+    c.keepalives(config.get_keepalives());
+    c.keepalives_idle(config.get_keepalives_idle());
+    if let Some(t) = config.get_keepalives_interval() {
+        c.keepalives_interval(t);
+    }
+    if let Some(n) = config.get_keepalives_retries() {
+        c.keepalives_retries(n);
+    }
+    c.target_session_attrs(config.get_target_session_attrs());
+    c.channel_binding(config.get_channel_binding());
+    c
 }
 
 /// The useful part of a driver error: the server's message, or the underlying I/O error.
@@ -224,7 +312,10 @@ fn resolve_with(
         }
     }
 
-    let mut target = Target { config };
+    let mut target = Target {
+        config,
+        connected: std::cell::Cell::new(None),
+    };
     if target.config.get_password().is_none() {
         if let Some(p) = var("PGPASSWORD") {
             target.config.password(p);
@@ -251,7 +342,7 @@ fn pgpass_lookup(target: &Target, var: &dyn Fn(&str) -> Option<String>) -> Optio
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
+            errln!(
                 "pgrepair: warning: password file {} has group or world access; permissions \
                  should be u=rw (0600) or less",
                 path.display()
@@ -337,6 +428,33 @@ mod tests {
         let env: HashMap<_, _> = t.libpq_env().into_iter().collect();
         assert_eq!(env["PGDATABASE"], "alice");
         assert_eq!(env["PGPASSWORD"], "s3cret");
+    }
+
+    #[test]
+    fn several_hosts_each_alone() {
+        let t = resolve(
+            None,
+            &[
+                ("PGHOST", "h1,/tmp/sock"),
+                ("PGPORT", "6000"),
+                ("USER", "u"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.config.get_hosts().len(), 2);
+        let second = single_host(&t.config, 1);
+        assert_eq!(second.get_hosts().len(), 1);
+        assert!(matches!(&second.get_hosts()[0], Host::Unix(p) if p == Path::new("/tmp/sock")));
+        assert_eq!(second.get_ports(), &[6000]);
+        assert_eq!(second.get_user(), Some("u"));
+        // before connecting: the first host (every host in messages); after reaching the
+        // second: the second
+        assert_eq!(t.host_display(), "h1");
+        assert_eq!(t.describe(), "h1,/tmp/sock:6000/u as u");
+        t.connected.set(Some(1));
+        let env: HashMap<_, _> = t.libpq_env().into_iter().collect();
+        assert_eq!(env["PGHOST"], "/tmp/sock");
+        assert_eq!(env["PGPORT"], "6000");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum CliError {
     },
     /// Anything else that makes the command fail (exit 1).
     Failed(String),
+    /// Stopped by Ctrl-C; the server cancelled the running statement (exit 130).
+    Cancelled(String),
 }
 
 impl CliError {
@@ -64,7 +66,14 @@ impl CliError {
         match self {
             CliError::Connect { .. } | CliError::Usage(_) => exit::USAGE,
             CliError::Server(_) | CliError::Files { .. } | CliError::Failed(_) => exit::FAILED,
+            CliError::Cancelled(_) => exit::CANCELLED,
         }
+    }
+
+    /// The server cancelled the statement (SQLSTATE 57014, query_canceled).
+    pub fn is_query_canceled(&self) -> bool {
+        matches!(self, CliError::Server(e)
+            if e.sqlstate.as_deref() == Some(crate::cancel::QUERY_CANCELED))
     }
 
     /// Turns a driver error from a query into a `Server` error, or (for a lost connection or a
@@ -96,6 +105,7 @@ impl CliError {
                 CliError::Server(e)
             }
             CliError::Failed(m) => CliError::Failed(format!("{m}; {}", text.into())),
+            CliError::Cancelled(m) => CliError::Cancelled(format!("{m}; {}", text.into())),
             other => other,
         }
     }
@@ -140,6 +150,7 @@ impl CliError {
                 )]
             }
             CliError::Usage(m) | CliError::Failed(m) => vec![format!("pgrepair: {}", one_line(m))],
+            CliError::Cancelled(m) => vec![format!("pgrepair: cancelled: {}", one_line(m))],
             CliError::Files { errors, summary } => {
                 let mut lines: Vec<String> =
                     errors.iter().map(|e| one_line(&e.to_string())).collect();
@@ -196,6 +207,10 @@ impl CliError {
             }),
             CliError::Failed(m) => json!({
                 "kind": "failed", "sqlstate": null, "message": m, "detail": null, "hint": null,
+            }),
+            CliError::Cancelled(m) => json!({
+                "kind": "cancelled", "sqlstate": crate::cancel::QUERY_CANCELED,
+                "message": format!("cancelled: {m}"), "detail": null, "hint": null,
             }),
             CliError::Files { errors, summary } => {
                 let message = summary.clone().unwrap_or_else(|| {

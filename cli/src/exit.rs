@@ -14,6 +14,9 @@ pub const DRIFT_OR_NO_GO: i32 = 3;
 pub const HOLD: i32 = 4;
 /// `assert-not-empty` found no user tables.
 pub const EMPTY_DATABASE: i32 = 99;
+/// Interrupted by Ctrl-C (SIGINT): the running statement was cancelled on the server
+/// (128 + SIGINT, as shells report it).
+pub const CANCELLED: i32 = 130;
 
 /// Every exit code with its meaning, in the order `--help` prints them.
 pub const TABLE: &[(i32, &str)] = &[
@@ -28,6 +31,11 @@ pub const TABLE: &[(i32, &str)] = &[
     (DRIFT_OR_NO_GO, "baseline drift, or NO-GO"),
     (HOLD, "HOLD"),
     (EMPTY_DATABASE, "empty database (no user tables)"),
+    (
+        CANCELLED,
+        "cancelled by Ctrl-C (SIGINT): the server was asked to cancel the running statement \
+         and answered; a cancelled execute is rolled back",
+    ),
 ];
 
 /// The "Exit codes" section of `--help`.
@@ -36,12 +44,12 @@ pub fn help_section() -> String {
     let mut s = String::from("Exit codes:\n");
     for (code, meaning) in TABLE {
         // hanging indent so wrapped lines stay under their code
-        let mut line = format!("  {code:>2} ");
+        let mut line = format!("  {code:>3} ");
         for word in meaning.split_whitespace() {
             if line.len() + 1 + word.len() > WIDTH {
                 s.push_str(&line);
                 s.push('\n');
-                line = " ".repeat(5);
+                line = " ".repeat(6);
             }
             line.push(' ');
             line.push_str(word);
@@ -61,9 +69,10 @@ mod tests {
         let mut codes: Vec<i32> = TABLE.iter().map(|(c, _)| *c).collect();
         codes.sort_unstable();
         codes.dedup();
-        assert_eq!(codes, vec![0, 1, 2, 3, 4, 99]);
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 99, 130]);
         let help = help_section();
-        assert!(help.contains("  99  empty database"), "{help}");
+        assert!(help.contains("   99  empty database"), "{help}");
+        assert!(help.contains("  130  cancelled by Ctrl-C"), "{help}");
         assert!(help.lines().all(|l| l.len() <= 88), "{help}");
     }
 }

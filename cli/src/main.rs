@@ -3,7 +3,16 @@
 //! Exit codes are in `exit.rs`; how errors are shown in `error.rs`; how the connection is found
 //! in `connect.rs`. Each subcommand lives in `commands/`.
 
+/// `eprintln!` that never panics: a line on stderr through `output::err_line`, ignored when
+/// stderr is closed or a broken pipe. Use it instead of `eprintln!` everywhere.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::err_line(&format!($($arg)*))
+    };
+}
+
 mod backup;
+mod cancel;
 mod cli;
 mod commands;
 mod connect;
@@ -22,6 +31,7 @@ use crate::error::CliError;
 
 fn main() {
     install_panic_hook();
+    cancel::install();
     let json_requested = std::env::args_os().any(|a| a == "--json");
 
     let command = Cli::command().long_about(format!(
@@ -42,8 +52,26 @@ fn main() {
         dsn: cli.dsn.clone(),
     };
     let code = match dispatch(&ctx, &cli.command) {
+        // `execute` decides itself what a Ctrl-C that came too late means (the run completed)
+        Ok(_) if cancel::requested() && !matches!(cli.command, Command::Execute(_)) => {
+            report(
+                &ctx,
+                &CliError::Cancelled("interrupted by Ctrl-C".to_string()),
+            );
+            exit::CANCELLED
+        }
         Ok(code) => code,
         Err(e) => {
+            // 57014 alone is not enough: a statement_timeout raises it too
+            let e = if cancel::requested() && !matches!(e, CliError::Cancelled(_)) {
+                CliError::Cancelled(if e.is_query_canceled() {
+                    "the server cancelled the running statement".to_string()
+                } else {
+                    format!("interrupted by Ctrl-C ({})", e.human_lines().join(" "))
+                })
+            } else {
+                e
+            };
             report(&ctx, &e);
             e.exit_code()
         }
@@ -80,7 +108,7 @@ fn report(ctx: &Ctx, e: &CliError) {
         output::emit_json(&e.to_json());
     } else {
         for line in e.human_lines() {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }
@@ -88,19 +116,24 @@ fn report(ctx: &Ctx, e: &CliError) {
 /// clap's own errors: help and version print normally; usage errors exit 2 (as JSON with
 /// `--json`).
 fn usage_error(e: clap::Error, json_requested: bool) -> ! {
-    let informational = matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
+    // `--help` / `--version` asked for text; a missing subcommand (`pgrepair --json audit`) is a
+    // usage error like any other: with --json it is a JSON error, not help text.
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if json_requested && !informational {
-        let text = e.to_string();
-        let first = text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("usage error");
-        let message = first.strip_prefix("error: ").unwrap_or(first).trim();
+        let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            missing_subcommand_message()
+        } else {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("usage error");
+            first
+                .strip_prefix("error: ")
+                .unwrap_or(first)
+                .trim()
+                .to_string()
+        };
         output::emit_json(&json!({"error": {
             "kind": "usage",
             "sqlstate": null,
@@ -111,6 +144,34 @@ fn usage_error(e: clap::Error, json_requested: bool) -> ! {
         std::process::exit(exit::USAGE);
     }
     e.exit()
+}
+
+/// `audit needs a subcommand: verify` for `pgrepair --json audit`.
+fn missing_subcommand_message() -> String {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .filter_map(|a| a.into_string().ok())
+        .collect();
+    let command = Cli::command();
+    let mut cmd = &command;
+    let mut path = Vec::new();
+    for a in &args {
+        if let Some(sub) = cmd.find_subcommand(a) {
+            path.push(a.clone());
+            cmd = sub;
+        }
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let name = if path.is_empty() {
+        "pgrepair".to_string()
+    } else {
+        path.join(" ")
+    };
+    format!("{name} needs a subcommand: {}", subs.join(", "))
 }
 
 /// A bug must still end in one line and exit 1, never a backtrace.
@@ -126,7 +187,7 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("pgrepair: internal error: {msg}{at} (please report this bug)");
+        errln!("pgrepair: internal error: {msg}{at} (please report this bug)");
         std::process::exit(exit::FAILED);
     }));
 }

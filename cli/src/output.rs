@@ -1,29 +1,105 @@
 //! Writing results: JSON documents, comfy-table tables, and small formatting helpers for the
-//! loosely typed (jsonb) values the server returns. Everything on stdout goes through `emit`, so
-//! a closed pipe (`pgrepair runs | head`) ends quietly instead of panicking.
+//! loosely typed (jsonb) values the server returns.
+//!
+//! Everything on stdout goes through `emit` / [`Stdout`], everything on stderr through `err_line`.
+//! Neither ever panics or exits: a closed stdout (`pgrepair check | head -1`, `| true`) makes
+//! the rest of the output go nowhere, and the process still exits with the code the command
+//! earned. A closed or broken stderr is ignored the same way. (Rust ignores SIGPIPE, so a
+//! write to a closed pipe is an EPIPE error, never a signal.)
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use serde_json::Value;
 
-/// Writes text to stdout. A closed pipe ends the process quietly with the given exit status
-/// semantics preserved by the caller; any other write error is reported once.
+/// Set once a write to stdout failed: later writes are skipped.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+/// Set once a write to stderr failed.
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes text to stdout (a newline is added when missing). Never panics, never exits.
 pub fn emit(text: &str) {
-    let mut out = io::stdout().lock();
-    let result = out.write_all(text.as_bytes()).and_then(|_| {
-        if text.ends_with('\n') {
-            Ok(())
-        } else {
-            out.write_all(b"\n")
+    let mut out = Stdout::new();
+    out.write_str(text);
+    if !text.ends_with('\n') {
+        out.write_str("\n");
+    }
+    out.flush();
+}
+
+/// A buffered stdout for output written piece by piece (a stream of lint findings). Errors are
+/// remembered, not returned: after the first failed write nothing more is attempted.
+pub struct Stdout {
+    out: io::BufWriter<io::StdoutLock<'static>>,
+}
+
+impl Default for Stdout {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stdout {
+    pub fn new() -> Stdout {
+        Stdout {
+            out: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
         }
-    });
-    if let Err(e) = result.and_then(|_| out.flush()) {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+    }
+
+    pub fn write_str(&mut self, text: &str) {
+        if STDOUT_GONE.load(Ordering::Relaxed) {
+            return;
         }
-        eprintln!("pgrepair: cannot write to stdout: {e}");
-        std::process::exit(crate::exit::FAILED);
+        if let Err(e) = self.out.write_all(text.as_bytes()) {
+            stdout_failed(&e);
+        }
+    }
+
+    pub fn line(&mut self, text: &str) {
+        self.write_str(text);
+        self.write_str("\n");
+    }
+
+    pub fn flush(&mut self) {
+        if STDOUT_GONE.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = self.out.flush() {
+            stdout_failed(&e);
+        }
+    }
+}
+
+impl Drop for Stdout {
+    fn drop(&mut self) {
+        // (BufWriter's own drop ignores a failed final flush)
+        self.flush();
+    }
+}
+
+fn stdout_failed(e: &io::Error) {
+    if !STDOUT_GONE.swap(true, Ordering::Relaxed) && e.kind() != io::ErrorKind::BrokenPipe {
+        // a reader that went away is normal (`| head`); anything else is worth one line
+        err_line(&format!("pgrepair: cannot write to stdout: {e}"));
+    }
+}
+
+/// One line on stderr. Never panics (unlike `eprintln!`) when stderr is closed or a broken pipe.
+pub fn err_line(text: &str) {
+    if STDERR_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut err = io::stderr().lock();
+    let mut buf = String::with_capacity(text.len() + 1);
+    buf.push_str(text);
+    buf.push('\n');
+    if err
+        .write_all(buf.as_bytes())
+        .and_then(|_| err.flush())
+        .is_err()
+    {
+        STDERR_GONE.store(true, Ordering::Relaxed);
     }
 }
 

@@ -54,8 +54,16 @@ pub fn load_all(paths: &[PathBuf]) -> (Vec<LocalSource>, Vec<FileError>) {
     (ok, errors)
 }
 
-/// The `*.sql` files directly in `dir`, sorted by file name.
-pub fn sql_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+/// A `*.sql` entry of a directory that is not a readable regular file.
+pub struct Skipped {
+    pub path: PathBuf,
+    pub why: &'static str,
+}
+
+/// The `*.sql` files directly in `dir`, sorted by file name, and the `*.sql` entries that are
+/// not regular files (dangling or looping symlinks, FIFOs, sockets, devices, directories),
+/// which are skipped (reading a FIFO would block forever) and reported by the caller.
+pub fn sql_files_in(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Skipped>), CliError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         CliError::Failed(format!(
             "cannot read directory {}: {}",
@@ -64,6 +72,7 @@ pub fn sql_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
         ))
     })?;
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| {
             CliError::Failed(format!(
@@ -76,13 +85,43 @@ pub fn sql_files_in(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
         let is_sql = path
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("sql"));
-        // `is_file` follows symlinks, so a link to a playbook counts, a directory named x.sql not
-        if is_sql && path.is_file() {
-            files.push(path);
+        if !is_sql {
+            continue;
+        }
+        // `metadata` follows symlinks, so a link to a playbook counts
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => files.push(path),
+            Ok(m) => skipped.push(Skipped {
+                path,
+                why: kind_of(&m.file_type()),
+            }),
+            Err(_) => {
+                let why = match std::fs::symlink_metadata(&path) {
+                    Ok(l) if l.file_type().is_symlink() => "dangling symbolic link",
+                    _ => "cannot be read",
+                };
+                skipped.push(Skipped { path, why });
+            }
         }
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
+    skipped.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
+    Ok((files, skipped))
+}
+
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// 1-based line of the id header (`-- repair:` / `-- check:`), for duplicate-id messages.

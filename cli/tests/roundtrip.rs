@@ -958,7 +958,10 @@ fn backups_before_execute_keep_the_newest_n() {
     let dir = tmp.path().join("backups");
     // a backup of another playbook in the same directory is left alone
     std::fs::create_dir(&dir).unwrap();
-    let other = dir.join(format!("{db}-intent_issue_tables-20200101T000000Z.dump"));
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let other = dir.join(format!(
+        "{db}-intent_issue_tables-000000000000-20200101T000000Z-0000000000000000.dump"
+    ));
     std::fs::write(&other, b"x").unwrap();
     let pg_dump = format!("{PG_BIN}/pg_dump");
 
@@ -990,7 +993,11 @@ fn backups_before_execute_keep_the_newest_n() {
             file.starts_with(&format!("{}/{db}-{id}-", dir.display())),
             "{file}"
         );
-        assert!(file.ends_with("Z.dump"), "{file}");
+        // <db>-<id>-<12 hex>-<yyyymmddThhmmssZ>-<16 hex nonce>.dump
+        let tail = file.strip_suffix(".dump").expect("ends with .dump");
+        let (stamp_part, nonce) = tail.rsplit_once('-').expect("nonce");
+        assert_eq!(nonce.len(), 16, "{file}");
+        assert!(stamp_part.ends_with('Z'), "{file}");
         if n == 3 {
             assert!(line.contains("(removed 1 older backup)"), "{line}");
         }

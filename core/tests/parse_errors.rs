@@ -440,3 +440,20 @@ fn long_values_are_shortened_in_messages() {
     );
     assert!(e.message.len() < 800, "{} bytes", e.message.len());
 }
+
+/// PostgreSQL text cannot hold U+0000 (the server refuses it, 22021): neither may the parser,
+/// so `pgrepair hash` never hashes a file the server would refuse.
+#[test]
+fn nul_byte_is_refused_with_its_line() {
+    for (src, line) in [
+        ("-- repair: a\0b\n-- title: T\nSELECT 1;\n", 1),
+        ("-- repair: ab\n-- title: T\nSELECT '\0';\n", 3),
+        ("-- repair: ab\r\n-- title: T\rSELECT 1;\n\0", 4),
+        ("\0", 1),
+    ] {
+        let e = pg_repair_core::parse(src).expect_err("NUL refused");
+        assert_eq!(e.line, line, "{src:?}");
+        assert!(e.message.contains("NUL"), "{}", e.message);
+        assert!(e.message.contains("22021"), "{}", e.message);
+    }
+}

@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     if ctx.json {
         output::emit_json(&json!({"database": db, "user_tables": n, "empty": n == 0}));
     } else if n == 0 {
-        eprintln!("pgrepair: database {db} has no user tables");
+        errln!("pgrepair: database {db} has no user tables");
     } else {
         output::emit(&format!(
             "database {db} has {n} user table{}",

@@ -86,10 +86,10 @@ pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
         if !problem.is_empty() {
             msg.push_str(&format!(" ({problem})"));
         }
-        eprintln!("pgrepair: {msg}");
+        errln!("pgrepair: {msg}");
     }
     if head_matches == Some(false) {
-        eprintln!(
+        errln!(
             "pgrepair: audit head mismatch: expected {}, current {}",
             expect.unwrap_or_default(),
             head.as_deref().unwrap_or("(none)")

@@ -3,13 +3,15 @@
 use serde_json::{json, Value};
 
 use crate::backup;
+use crate::cancel;
 use crate::cli::ExecuteArgs;
 use crate::commands::{json_value, Ctx};
-use crate::error::CliError;
+use crate::error::{CliError, ServerError};
 use crate::exit;
 use crate::output::{self, field, list};
 
 const SQL: &str = "SELECT repair.execute($1, $2, $3, $4, $5)";
+const PREVIEW_SQL: &str = "SELECT repair.preview($1)";
 
 pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     let target = ctx.target()?;
@@ -17,57 +19,114 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     let mut client = target.connect()?;
 
     let mut backup_file = None;
-    let mut rotated = Vec::new();
+    let mut rotation = backup::Rotation::default();
     if let Some(dir) = &args.backup_dir {
-        let path = backup::dump(&target, &args.pg_dump, dir, &args.id)?;
-        rotated =
-            backup::rotate(dir, target.dbname(), &args.id, args.keep as usize).map_err(|e| {
-                e.with_note(format!(
-                    "backup written to {}; nothing was executed",
-                    path.display()
-                ))
-            })?;
-        backup_file = Some(path);
-    }
-
-    let result = json_value(
-        &mut client,
-        SQL,
-        &[
+        // 1. the directory is safe to write to (local, cheap)
+        let dir = backup::open_dir(dir)?;
+        // 2. the run would not be refused: no dump for an unknown id or a failing guard
+        {
+            let _scope = cancel::query_scope(&client);
+            preflight(&mut client, args)?;
+        }
+        // 3. the dump, then rotation
+        let b = backup::dump(&dir, &target, &args.pg_dump, &args.id)?;
+        let note = format!(
+            "backup written to {}; nothing was executed",
+            b.path.display()
+        );
+        if cancel::requested() {
+            return Err(CliError::Cancelled(format!(
+                "interrupted by Ctrl-C; {note}"
+            )));
+        }
+        rotation = backup::rotate(
+            &dir,
+            target.dbname(),
             &args.id,
-            &args.hash,
-            &args.reason,
-            &args.confirm_prod,
-            &args.request_id,
-        ],
-    );
+            args.keep as usize,
+            Some(&b),
+        )
+        .map_err(|e| e.with_note(note))?;
+        for p in &rotation.ignored {
+            errln!(
+                "pgrepair: warning: {} has a backup's name but is not a regular file owned by \
+                 you: left alone, not counted",
+                p.display()
+            );
+        }
+        // `b` holds the lock that keeps concurrent rotations off this backup until we exit
+        backup_file = Some(b);
+    }
+    let backup_path = backup_file.as_ref().map(|b| b.path.clone());
+
+    let result = {
+        let _scope = cancel::query_scope(&client);
+        if cancel::requested() {
+            return Err(CliError::Cancelled(match &backup_path {
+                Some(p) => format!("nothing was executed; backup written to {}", p.display()),
+                None => "nothing was executed".to_string(),
+            }));
+        }
+        json_value(
+            &mut client,
+            SQL,
+            &[
+                &args.id,
+                &args.hash,
+                &args.reason,
+                &args.confirm_prod,
+                &args.request_id,
+            ],
+        )
+    };
     let mut result = match result {
         Ok(v) => v,
         Err(e) => {
-            return Err(match &backup_file {
+            let e = if cancel::requested() && e.is_query_canceled() {
+                CliError::Cancelled(
+                    "the server cancelled the run; its statements were rolled back".to_string(),
+                )
+            } else {
+                e
+            };
+            return Err(match &backup_path {
                 Some(p) => e.with_note(format!("backup written to {}", p.display())),
                 None => e,
-            })
+            });
         }
     };
 
     let status = field(&result, "status");
-    let code = if status == "SUCCESS" {
+    // A FAILED run with 57014 after our Ctrl-C is the cancellation (57014 without a Ctrl-C is
+    // a statement_timeout: a plain failure).
+    let cancelled = status == "FAILED"
+        && cancel::requested()
+        && field(&result, "error_code") == cancel::QUERY_CANCELED;
+    let code = if cancelled {
+        exit::CANCELLED
+    } else if status == "SUCCESS" {
         exit::OK
     } else {
         exit::FAILED
     };
+    let too_late = cancel::requested() && status == "SUCCESS";
 
     if ctx.json {
-        if let (Some(p), Value::Object(map)) = (&backup_file, &mut result) {
+        if let (Some(p), Value::Object(map)) = (&backup_path, &mut result) {
             map.insert("backup_file".into(), json!(p.display().to_string()));
             map.insert(
                 "backups_removed".into(),
-                json!(rotated
+                json!(rotation
+                    .deleted
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()),
             );
+        }
+        if let Value::Object(map) = &mut result {
+            if cancelled {
+                map.insert("cancelled".into(), json!(true));
+            }
         }
         output::emit_json(&result);
         return Ok(code);
@@ -92,7 +151,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     ));
     let mut line = |label: &str, value: String| {
         if !value.is_empty() {
-            out.push_str(&format!("  {label:<12}{value}\n"));
+            // a label too long for the column ("missing before") gets a colon, never runs
+            // into its value
+            if label.len() >= 12 {
+                out.push_str(&format!("  {label}: {value}\n"));
+            } else {
+                out.push_str(&format!("  {label:<12}{value}\n"));
+            }
         }
     };
     line("run", field(&result, "run_id"));
@@ -143,8 +208,8 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             line("waivers", w.join(", "));
         }
     }
-    if let Some(p) = &backup_file {
-        let removed = match rotated.len() {
+    if let Some(p) = &backup_path {
+        let removed = match rotation.deleted.len() {
             0 => String::new(),
             1 => " (removed 1 older backup)".to_string(),
             n => format!(" (removed {n} older backups)"),
@@ -165,12 +230,30 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         );
         line(
             "note",
-            "the playbook's statements were rolled back; the run is recorded in the audit trail"
-                .to_string(),
+            if cancelled {
+                "cancelled by Ctrl-C: the playbook's statements were rolled back; the run is \
+                 recorded in the audit trail"
+            } else {
+                "the playbook's statements were rolled back; the run is recorded in the audit trail"
+            }
+            .to_string(),
         );
     }
     output::emit(&out);
-    if code != exit::OK {
+    if too_late {
+        errln!("pgrepair: Ctrl-C came too late: the run had already completed");
+    }
+    if cancelled {
+        errln!(
+            "{}",
+            CliError::Cancelled(format!(
+                "{playbook}: run {} was cancelled by the client; its statements were rolled back",
+                field(&result, "run_id")
+            ))
+            .human_lines()
+            .join("\n")
+        );
+    } else if code != exit::OK {
         let ec = field(&result, "error_code");
         let em = field(&result, "error_message");
         let mut msg = format!(
@@ -187,7 +270,50 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         if !ec.is_empty() {
             msg.push_str(&format!(" [SQLSTATE {ec}]"));
         }
-        eprintln!("{}", CliError::Failed(msg).human_lines().join("\n"));
+        errln!("{}", CliError::Failed(msg).human_lines().join("\n"));
     }
     Ok(code)
+}
+
+/// With a backup: asks `repair.preview` first, so an unknown id, a failing guard or a wrong
+/// hash stops before minutes of `pg_dump`. The server's own checks still run in execute.
+fn preflight(client: &mut postgres::Client, args: &ExecuteArgs) -> Result<(), CliError> {
+    const NOTE: &str = "checked with repair.preview before the backup: nothing was executed \
+                        and no backup was taken";
+    let p = json_value(client, PREVIEW_SQL, &[&args.id]).map_err(|e| e.with_note(NOTE))?;
+    let refusal = |sqlstate: String, message: String, hint: Option<String>| {
+        CliError::Server(Box::new(ServerError {
+            sqlstate: (!sqlstate.is_empty()).then_some(sqlstate),
+            message,
+            detail: None,
+            hint,
+            context: Some(args.id.clone()),
+            note: Some(NOTE.to_string()),
+        }))
+    };
+    if let Some(Value::Array(guards)) = p.get("guards") {
+        if let Some(g) = guards.iter().find(|g| field(g, "verdict") == "fail") {
+            let mut message = field(g, "name");
+            let m = field(g, "message");
+            if !m.is_empty() {
+                message.push_str(&format!(": {m}"));
+            }
+            return Err(refusal(field(g, "sqlstate"), message, None));
+        }
+    }
+    let registered = field(&p, "hash");
+    if !registered.is_empty() && !registered.eq_ignore_ascii_case(args.hash.trim()) {
+        return Err(refusal(
+            "RP006".to_string(),
+            format!(
+                "HASH_MISMATCH: expected {}, registered {registered}",
+                args.hash.trim()
+            ),
+            Some(format!(
+                "review the playbook (pgrepair preview {}) and pass its hash",
+                args.id
+            )),
+        ));
+    }
+    Ok(())
 }

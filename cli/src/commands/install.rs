@@ -15,7 +15,14 @@ use crate::source_file::{self, LocalSource};
 const REGISTER_SQL: &str = "SELECT to_jsonb(r) FROM repair.register($1) AS r";
 
 pub fn run(ctx: &Ctx, dir: &Path) -> Result<i32, CliError> {
-    let files = source_file::sql_files_in(dir)?;
+    let (files, skipped) = source_file::sql_files_in(dir)?;
+    for s in &skipped {
+        errln!(
+            "pgrepair: warning: skipped {}: {}, not a regular file",
+            s.path.display(),
+            s.why
+        );
+    }
     if files.is_empty() {
         return Err(CliError::Failed(format!(
             "no *.sql files in {}: nothing to install",
@@ -66,7 +73,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<i32, CliError> {
         let server_hash = output::field(r, "hash");
         let local_hash = s.source.hash();
         if !server_hash.is_empty() && server_hash != local_hash {
-            eprintln!(
+            errln!(
                 "pgrepair: warning: {}: server hash {server_hash} differs from local hash \
                  {local_hash} (pgrepair and the extension are different versions?)",
                 s.file

@@ -45,14 +45,17 @@ pub struct FileProblem {
     pub is_parse_error: bool,
 }
 
-/// What linting one file produced.
+/// What linting one file produced (`findings` is filled only by the unit tests: the command
+/// streams findings instead of collecting them).
 #[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub struct FileReport {
     pub file: String,
     pub findings: Vec<Finding>,
     pub problem: Option<FileProblem>,
 }
 
+#[cfg(test)]
 impl FileReport {
     fn errors(&self) -> usize {
         self.findings
@@ -72,41 +75,120 @@ impl FileReport {
 
 pub fn run(ctx: &Ctx, files: &[PathBuf]) -> Result<i32, CliError> {
     // 1. Read and parse everything locally; only files that parse go to the server.
-    let mut reports = Vec::with_capacity(files.len());
-    let mut texts: Vec<Option<String>> = Vec::with_capacity(files.len());
+    let mut loaded = Vec::with_capacity(files.len());
     for path in files {
-        let (report, text) = load(path);
-        reports.push(report);
-        texts.push(text);
+        loaded.push(load(path));
     }
 
-    // 2. One session for all of them, opened only if something is to be sent.
-    if texts.iter().any(Option::is_some) {
-        let mut client = ctx.connect()?;
-        for (report, text) in reports.iter_mut().zip(&texts) {
-            if let Some(text) = text {
-                lint_one(&mut client, report, text)?;
-            }
-        }
-    }
-
-    // 3. Report.
-    let errors: usize = reports.iter().map(FileReport::errors).sum();
-    let warnings: usize = reports.iter().map(FileReport::warnings).sum();
-    if ctx.json {
-        output::emit_json(&to_json(&reports));
+    // 2. One session for all of them, opened before anything is printed and only if something
+    //    is to be sent.
+    let mut client = if loaded.iter().any(|(_, text)| text.is_some()) {
+        Some(ctx.connect()?)
     } else {
-        let mut text = String::new();
-        for r in &reports {
-            for line in human_lines(r) {
-                text.push_str(&line);
-                text.push('\n');
-            }
+        None
+    };
+
+    // 3. Stream: each finding is printed as its row arrives (1.7 M findings must not be held in
+    //    memory), files in the order given.
+    let mut printer = Printer::new(ctx.json);
+    for (report, text) in &loaded {
+        match (text, client.as_mut()) {
+            (Some(text), Some(client)) => lint_one(client, &mut printer, &report.file, text)?,
+            _ => printer.file_done(&report.file, report.problem.as_ref()),
         }
-        text.push_str(&summary(errors, warnings, reports.len()));
-        output::emit(&text);
     }
+    let errors = printer.errors;
+    printer.finish(files.len());
     Ok(if errors > 0 { exit::FAILED } else { exit::OK })
+}
+
+/// Writes the report as it comes: compiler-style lines, or the JSON array
+/// `[{file, findings: [...], parse_error}]` built piece by piece. A file's entry starts only when
+/// its first finding (or its end) arrives, so an error before that leaves no half-written entry.
+struct Printer {
+    json: bool,
+    out: output::Stdout,
+    errors: usize,
+    warnings: usize,
+    entries: usize,
+    /// The file whose entry is open, and how many findings it has so far.
+    open: Option<usize>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            out: output::Stdout::new(),
+            errors: 0,
+            warnings: 0,
+            entries: 0,
+            open: None,
+        }
+    }
+
+    fn begin(&mut self, file: &str) {
+        if self.open.is_some() {
+            return;
+        }
+        self.open = Some(0);
+        if self.json {
+            self.out
+                .write_str(if self.entries == 0 { "[\n" } else { ",\n" });
+            self.out.write_str(&format!(
+                "  {{\n    \"file\": {},\n    \"findings\": [",
+                json!(file)
+            ));
+        }
+        self.entries += 1;
+    }
+
+    fn finding(&mut self, file: &str, f: &Finding) {
+        self.begin(file);
+        if f.severity == "warning" {
+            self.warnings += 1;
+        } else {
+            self.errors += 1;
+        }
+        let n = self.open.unwrap_or(0);
+        self.open = Some(n + 1);
+        if self.json {
+            self.out
+                .write_str(if n == 0 { "\n      " } else { ",\n      " });
+            self.out.write_str(&finding_json(f).to_string());
+        } else {
+            self.out.line(&finding_line(file, f));
+        }
+    }
+
+    fn file_done(&mut self, file: &str, problem: Option<&FileProblem>) {
+        self.begin(file);
+        let n = self.open.take().unwrap_or(0);
+        if problem.is_some() {
+            self.errors += 1;
+        }
+        if self.json {
+            self.out
+                .write_str(if n == 0 { "],\n" } else { "\n    ],\n" });
+            let pe = problem.map(|p| json!({"line": p.line, "message": p.message}));
+            self.out.write_str(&format!(
+                "    \"parse_error\": {}\n  }}",
+                pe.unwrap_or(Value::Null)
+            ));
+        } else if let Some(p) = problem {
+            self.out.line(&problem_line(file, p));
+        }
+    }
+
+    fn finish(mut self, files: usize) {
+        if self.json {
+            self.out
+                .write_str(if self.entries == 0 { "[]\n" } else { "\n]\n" });
+        } else {
+            self.out.line(&summary(self.errors, self.warnings, files));
+        }
+        self.out.flush();
+    }
 }
 
 /// Reads and parses one file. The text comes back only when the header parsed.
@@ -147,52 +229,89 @@ fn load(path: &Path) -> (FileReport, Option<String>) {
     (report, Some(text))
 }
 
-/// Runs `repair.lint` on one file. A PARSE_ERROR from the server (the extension's parser
-/// disagrees with ours: different versions) becomes that file's parse error; any other server
-/// error stops the command.
-fn lint_one(client: &mut Client, report: &mut FileReport, text: &str) -> Result<(), CliError> {
-    let rows = match client.query(LINT_SQL, &[&text]) {
-        Ok(rows) => rows,
-        Err(e) => {
-            if let Some(db) = e.as_db_error() {
-                let code = db.code().code();
-                if code == INVALID_PARAMETER_VALUE {
-                    if let Some((line, message)) = server_parse_error(db.message()) {
-                        report.problem = Some(FileProblem {
-                            line,
-                            message,
-                            is_parse_error: true,
-                        });
-                        return Ok(());
-                    }
-                }
-                if code == UNDEFINED_FUNCTION {
-                    return Err(CliError::from_pg(e, Some(report.file.clone())).with_note(
-                        "this server's pg_repair has no repair.lint(text): \
-                         update the extension (ALTER EXTENSION pg_repair UPDATE)",
-                    ));
-                }
-            }
-            return Err(CliError::from_pg(e, Some(report.file.clone())));
-        }
+/// Runs `repair.lint` on one file and prints its findings as the rows arrive. A PARSE_ERROR
+/// from the server (the extension's parser disagrees with ours: different versions) becomes
+/// that file's parse error; any other server error stops the command.
+fn lint_one(
+    client: &mut Client,
+    printer: &mut Printer,
+    file: &str,
+    text: &str,
+) -> Result<(), CliError> {
+    // A portal read in batches: memory stays bounded by one batch, and the client wakes once
+    // per batch rather than once per row. (The transaction only scopes the portal.)
+    const BATCH: i32 = 10_000;
+    let mut seen = 0usize;
+    let mut tx = match client.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return Err(CliError::from_pg(e, Some(file.to_string()))),
     };
-    for row in rows {
-        let finding = (|| -> Result<Finding, postgres::Error> {
-            Ok(Finding {
-                rule: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
-                severity: row
-                    .try_get::<_, Option<String>>(1)?
-                    .unwrap_or_else(|| "error".to_string()),
-                statement: row.try_get(2)?,
-                line: row.try_get(3)?,
-                col: row.try_get(4)?,
-                message: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
-            })
-        })()
-        .map_err(|e| CliError::from_pg(e, Some(report.file.clone())))?;
-        report.findings.push(finding);
+    let portal = match tx.bind(LINT_SQL, &[&text]) {
+        Ok(p) => p,
+        Err(e) => return server_error(printer, file, e, seen),
+    };
+    loop {
+        let rows = match tx.query_portal(&portal, BATCH) {
+            Ok(rows) => rows,
+            Err(e) => return server_error(printer, file, e, seen),
+        };
+        let done = rows.len() < BATCH as usize;
+        for row in rows {
+            let finding = (|| -> Result<Finding, postgres::Error> {
+                Ok(Finding {
+                    rule: row.try_get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    severity: row
+                        .try_get::<_, Option<String>>(1)?
+                        .unwrap_or_else(|| "error".to_string()),
+                    statement: row.try_get(2)?,
+                    line: row.try_get(3)?,
+                    col: row.try_get(4)?,
+                    message: row.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
+                })
+            })()
+            .map_err(|e| CliError::from_pg(e, Some(file.to_string())))?;
+            seen += 1;
+            printer.finding(file, &finding);
+        }
+        if done {
+            break;
+        }
     }
+    // read-only: nothing to keep
+    let _ = tx.rollback();
+    printer.file_done(file, None);
     Ok(())
+}
+
+fn server_error(
+    printer: &mut Printer,
+    file: &str,
+    e: postgres::Error,
+    seen: usize,
+) -> Result<(), CliError> {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        if code == INVALID_PARAMETER_VALUE && seen == 0 {
+            if let Some((line, message)) = server_parse_error(db.message()) {
+                printer.file_done(
+                    file,
+                    Some(&FileProblem {
+                        line,
+                        message,
+                        is_parse_error: true,
+                    }),
+                );
+                return Ok(());
+            }
+        }
+        if code == UNDEFINED_FUNCTION {
+            return Err(CliError::from_pg(e, Some(file.to_string())).with_note(
+                "this server's pg_repair has no repair.lint(text): \
+                 update the extension (ALTER EXTENSION pg_repair UPDATE)",
+            ));
+        }
+    }
+    Err(CliError::from_pg(e, Some(file.to_string())))
 }
 
 /// `PARSE_ERROR: line N: message` → (Some(N), message).
@@ -211,33 +330,50 @@ fn server_parse_error(message: &str) -> Option<(Option<u32>, String)> {
     Some((None, rest.to_string()))
 }
 
+/// `FILE:LINE: parse error: message` (or `FILE: message`).
+fn problem_line(file: &str, p: &FileProblem) -> String {
+    let prefix = if p.is_parse_error {
+        "parse error: "
+    } else {
+        ""
+    };
+    let message = one_line(&p.message);
+    match p.line {
+        Some(l) => format!("{file}:{l}: {prefix}{message}"),
+        None => format!("{file}: {prefix}{message}"),
+    }
+}
+
+/// `FILE:LINE:COL: severity[rule] message`.
+fn finding_line(file: &str, f: &Finding) -> String {
+    let at = match (f.line, f.col) {
+        (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+        (Some(l), None) => format!("{file}:{l}"),
+        _ => file.to_string(),
+    };
+    format!("{at}: {}[{}] {}", f.severity, f.rule, one_line(&f.message))
+}
+
+fn finding_json(f: &Finding) -> Value {
+    json!({
+        "rule": f.rule,
+        "severity": f.severity,
+        "statement": f.statement,
+        "line": f.line,
+        "col": f.col,
+        "message": f.message,
+    })
+}
+
 /// The compiler-style lines of one file.
+#[cfg(test)]
 pub fn human_lines(r: &FileReport) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(p) = &r.problem {
-        let prefix = if p.is_parse_error {
-            "parse error: "
-        } else {
-            ""
-        };
-        let message = one_line(&p.message);
-        lines.push(match p.line {
-            Some(l) => format!("{}:{l}: {prefix}{message}", r.file),
-            None => format!("{}: {prefix}{message}", r.file),
-        });
+        lines.push(problem_line(&r.file, p));
     }
     for f in &r.findings {
-        let at = match (f.line, f.col) {
-            (Some(l), Some(c)) => format!("{}:{l}:{c}", r.file),
-            (Some(l), None) => format!("{}:{l}", r.file),
-            _ => r.file.clone(),
-        };
-        lines.push(format!(
-            "{at}: {}[{}] {}",
-            f.severity,
-            f.rule,
-            one_line(&f.message)
-        ));
+        lines.push(finding_line(&r.file, f));
     }
     lines
 }
@@ -255,6 +391,8 @@ pub fn summary(errors: usize, warnings: usize, files: usize) -> String {
 
 /// `[{file, findings: [{rule, severity, statement, line, col, message}], parse_error}]`.
 /// `parse_error` is `{line, message}` (line null when none applies, e.g. an unreadable file).
+/// (The command streams the same document through `Printer`.)
+#[cfg(test)]
 pub fn to_json(reports: &[FileReport]) -> Value {
     Value::Array(
         reports
@@ -262,14 +400,7 @@ pub fn to_json(reports: &[FileReport]) -> Value {
             .map(|r| {
                 json!({
                     "file": r.file,
-                    "findings": r.findings.iter().map(|f| json!({
-                        "rule": f.rule,
-                        "severity": f.severity,
-                        "statement": f.statement,
-                        "line": f.line,
-                        "col": f.col,
-                        "message": f.message,
-                    })).collect::<Vec<_>>(),
+                    "findings": r.findings.iter().map(finding_json).collect::<Vec<_>>(),
                     "parse_error": r.problem.as_ref().map(|p| json!({
                         "line": p.line,
                         "message": p.message,

@@ -31,8 +31,11 @@ impl Ctx {
         Target::resolve(self.dsn.as_deref())
     }
 
+    /// A session for a read-only command: Ctrl-C cancels whatever it runs (exit 130).
     pub fn connect(&self) -> Result<Client, CliError> {
-        self.target()?.connect()
+        let client = self.target()?.connect()?;
+        crate::cancel::attach(&client);
+        Ok(client)
     }
 }
 

@@ -132,6 +132,9 @@ pub struct ParseError {
 
 /// Parses a playbook or a check file; the first header key (`repair` or `check`) decides which.
 pub fn parse(source: &str) -> Result<Source, ParseError> {
+    if let Some(at) = source.find('\0') {
+        return Err(nul_byte(source, at));
+    }
     let layout = layout::layout(source);
     let Some(first) = layout.header.first() else {
         return Err(no_header(&layout));
@@ -181,6 +184,27 @@ pub fn parse_playbook(source: &str) -> Result<Playbook, ParseError> {
                     .to_string(),
             })
         }
+    }
+}
+
+/// PostgreSQL's `text` cannot hold U+0000 (the server refuses it with SQLSTATE 22021 before the
+/// parser runs), so the offline parser refuses it too: a file never hashes locally that the
+/// server would not accept.
+fn nul_byte(source: &str, at: usize) -> ParseError {
+    let before = &source.as_bytes()[..at];
+    let mut line = 1u32;
+    for (i, b) in before.iter().enumerate() {
+        match b {
+            b'\n' => line += 1,
+            b'\r' if before.get(i + 1) != Some(&b'\n') => line += 1,
+            _ => {}
+        }
+    }
+    ParseError {
+        line,
+        message: "the file contains a NUL byte (U+0000), which PostgreSQL text cannot hold \
+                  (the server refuses it with SQLSTATE 22021): remove it"
+            .to_string(),
     }
 }
 
