@@ -7,10 +7,12 @@ mod backup;
 mod cli;
 mod commands;
 mod connect;
+mod conninfo;
 mod error;
 mod exit;
 mod output;
 mod source_file;
+mod tls;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
