@@ -27,6 +27,10 @@ SELECT pg_catalog.current_database()::text, pg_catalog.count(*)::bigint
 
 pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     let mut client = ctx.connect()?;
+    // Only the catalog's own operators and functions, whatever the role's search_path holds.
+    client
+        .batch_execute("SET search_path = pg_catalog, pg_temp")
+        .map_err(|e| CliError::from_pg(e, None))?;
     let row = client
         .query_one(SQL, &[])
         .map_err(|e| CliError::from_pg(e, None))?;
