@@ -239,7 +239,11 @@ impl Target {
 
     fn failure(&self, e: &postgres::Error, seen: Option<tls::VerifyFailure>) -> CliError {
         let sqlstate = e.as_db_error().map(|db| db.code().code().to_string());
-        let reason = tls::failure_reason(e, &self.tls, &self.host_display(), seen)
+        let probe = || match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => self.tls.client_cert_alert(h, self.port()),
+            _ => None,
+        };
+        let reason = tls::failure_reason(e, &self.tls, &self.host_display(), seen, &probe)
             .unwrap_or_else(|| error_reason(e));
         self.failure_text(reason, sqlstate)
     }

@@ -192,6 +192,38 @@ impl Tls {
         &self,
         seen: Arc<Mutex<Option<VerifyFailure>>>,
     ) -> Result<MakeTlsConnector, String> {
+        let mut make = MakeTlsConnector::new(self.ssl_connector()?);
+        let verify = self.verifies_chain();
+        let full = self.mode == Mode::VerifyFull;
+        let sni = self.sni;
+        make.set_callback(move |cfg, _domain| {
+            cfg.set_verify_hostname(full);
+            cfg.set_use_server_name_indication(sni);
+            if verify {
+                let seen = seen.clone();
+                cfg.set_verify_callback(SslVerifyMode::PEER, move |ok, ctx| {
+                    if !ok {
+                        if let Ok(mut slot) = seen.lock() {
+                            if slot.is_none() {
+                                let names = ctx.current_cert().map(cert_names).unwrap_or_default();
+                                *slot = Some(VerifyFailure {
+                                    code: ctx.error().as_raw(),
+                                    text: ctx.error().error_string().to_string(),
+                                    names,
+                                });
+                            }
+                        }
+                    }
+                    ok
+                });
+            }
+            Ok(())
+        });
+        Ok(make)
+    }
+
+    /// The OpenSSL context: trusted roots, verify mode, client certificate.
+    fn ssl_connector(&self) -> Result<SslConnector, String> {
         if self.mode != Mode::Disable && self.mode != Mode::Allow && self.mode != Mode::Prefer {
             if let Some(p) = &self.rootcert_missing {
                 return Err(format!(
@@ -282,33 +314,47 @@ impl Tls {
             })?;
         }
 
-        let mut make = MakeTlsConnector::new(b.build());
-        let full = self.mode == Mode::VerifyFull;
-        let sni = self.sni;
-        make.set_callback(move |cfg, _domain| {
-            cfg.set_verify_hostname(full);
-            cfg.set_use_server_name_indication(sni);
-            if verify {
-                let seen = seen.clone();
-                cfg.set_verify_callback(SslVerifyMode::PEER, move |ok, ctx| {
-                    if !ok {
-                        if let Ok(mut slot) = seen.lock() {
-                            if slot.is_none() {
-                                let names = ctx.current_cert().map(cert_names).unwrap_or_default();
-                                *slot = Some(VerifyFailure {
-                                    code: ctx.error().as_raw(),
-                                    text: ctx.error().error_string().to_string(),
-                                    names,
-                                });
-                            }
-                        }
-                    }
-                    ok
-                });
-            }
-            Ok(())
-        });
-        Ok(make)
+        Ok(b.build())
+    }
+
+    /// With TLS 1.3 the server checks a client certificate after the handshake has completed
+    /// on the client's side: its alert may be lost when the connection is reset while the
+    /// startup message is in flight. This repeats the handshake on a fresh connection and only
+    /// listens, so that the alert arrives. Returns the alert, or `None` if the server accepted
+    /// the certificate (or could not be asked).
+    pub fn client_cert_alert(&self, host: &str, port: u16) -> Option<String> {
+        use std::io::{Read, Write};
+        use std::net::{TcpStream, ToSocketAddrs};
+        use std::time::Duration;
+
+        self.cert.as_ref()?;
+        let connector = self.ssl_connector().ok()?;
+        let wait = Duration::from_secs(5);
+        let mut stream = (host, port)
+            .to_socket_addrs()
+            .ok()?
+            .find_map(|a| TcpStream::connect_timeout(&a, wait).ok())?;
+        stream.set_read_timeout(Some(wait)).ok()?;
+        stream.set_write_timeout(Some(wait)).ok()?;
+        // SSLRequest: length 8, code 80877103
+        stream
+            .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+            .ok()?;
+        let mut answer = [0u8; 1];
+        stream.read_exact(&mut answer).ok()?;
+        if answer[0] != b'S' {
+            return None;
+        }
+        let mut cfg = connector.configure().ok()?;
+        cfg.set_verify_hostname(false);
+        cfg.set_verify(SslVerifyMode::NONE);
+        match cfg.connect(host, stream) {
+            Ok(mut tls) => match tls.read(&mut answer) {
+                Ok(_) => None,
+                Err(e) => alert_in(&format!("{e} {e:?}")),
+            },
+            Err(e) => alert_in(&format!("{e} {e:?}")),
+        }
     }
 
     /// The `PGSSL*` variables that give a libpq child (`pg_dump`) the same TLS behaviour.
@@ -438,6 +484,13 @@ fn first_ssl_reason(e: &openssl::error::ErrorStack) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
+/// The TLS alert named in an OpenSSL error text ("tlsv1 alert unknown ca").
+fn alert_in(text: &str) -> Option<String> {
+    text.split([':', '"', ','])
+        .find(|p| p.contains(" alert "))
+        .map(|p| p.trim().to_string())
+}
+
 /// The whole error chain as one string, for recognising causes.
 fn chain(e: &postgres::Error) -> String {
     let mut s = e.to_string();
@@ -457,6 +510,7 @@ pub fn failure_reason(
     tls: &Tls,
     host: &str,
     seen: Option<VerifyFailure>,
+    probe: &dyn Fn() -> Option<String>,
 ) -> Option<String> {
     if let Some(v) = seen {
         if v.code == X509_V_ERR_HOSTNAME_MISMATCH || v.code == X509_V_ERR_IP_ADDRESS_MISMATCH {
@@ -500,13 +554,19 @@ pub fn failure_reason(
         ));
     }
     let lower = text.to_ascii_lowercase();
+    let mut alert = None;
     if lower.contains("alert") && (lower.contains("certificate") || lower.contains("unknown ca")) {
-        let alert = text
-            .split(':')
-            .find(|p| p.contains("alert"))
-            .unwrap_or("alert")
-            .trim()
-            .to_string();
+        alert = alert_in(&text);
+    } else if tls.cert.is_some()
+        && (lower.contains("reset by peer")
+            || lower.contains("unexpected eof")
+            || lower.contains("broken pipe")
+            || lower.contains("connection closed"))
+    {
+        // a TLS 1.3 refusal whose alert was lost: ask again, listening only
+        alert = probe();
+    }
+    if let Some(alert) = alert {
         return Some(match &tls.cert {
             Some((cert, _)) => format!(
                 "client certificate refused by the server (TLS {alert}; certificate \"{}\")",

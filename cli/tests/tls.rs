@@ -224,12 +224,11 @@ fn fixture() -> &'static Fixture {
              hostnossl all sslonly,alice,carol,dave 127.0.0.1/32 reject\n\
              host      all all 127.0.0.1/32 trust\n",
         );
-        let probe_sql = format!(
-            "CREATE ROLE certuser LOGIN; CREATE ROLE sslonly LOGIN; CREATE DATABASE {PROBE_DB}"
-        );
-        ssl.connect("postgres", "postgres")
-            .batch_execute(&probe_sql)
-            .expect("roles and probe database");
+        let mut su = ssl.connect("postgres", "postgres");
+        su.batch_execute("CREATE ROLE certuser LOGIN; CREATE ROLE sslonly LOGIN")
+            .expect("roles");
+        su.batch_execute(&format!("CREATE DATABASE {PROBE_DB}"))
+            .expect("probe database");
         ssl.connect(PROBE_DB, "postgres")
             .batch_execute("CREATE TABLE probe (id int)")
             .expect("probe table");

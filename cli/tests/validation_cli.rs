@@ -241,11 +241,12 @@ fn gate_allows_an_executor_and_refuses_anyone_else() {
 fn bare_db(c: &Cluster, label: &str) -> String {
     let db = format!("bare_{label}_{}", std::process::id());
     let mut su = c.connect("postgres", "postgres");
+    su.batch_execute(&format!("CREATE DATABASE {db}"))
+        .expect("create bare database");
     su.batch_execute(&format!(
-        "CREATE DATABASE {db}; REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
-         GRANT CONNECT ON DATABASE {db} TO bob;"
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO bob;"
     ))
-    .expect("create bare database");
+    .expect("database privileges");
     c.connect(&db, "postgres")
         .batch_execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         .expect("revoke public schema");
