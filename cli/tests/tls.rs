@@ -804,7 +804,7 @@ fn round_trip_over_verify_full() {
         ));
         cmd
     };
-    let plain = run(cli(c, &db, "carol").arg("list"));
+    let plain = run(cli(c, &db, "carol").env("PGSSLMODE", "disable").arg("list"));
     assert!(
         failure_kind(&plain) == "hba-reject",
         "carol must not get in without TLS: {}",
