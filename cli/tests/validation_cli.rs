@@ -359,5 +359,9 @@ fn assert_not_empty_ignores_objects_planted_in_the_search_path() {
     .unwrap();
     let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
     expect_code(&out, 99);
-    assert!(!stderr_of(&out).contains("planted operator called"), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("planted operator called"),
+        "{}",
+        stderr_of(&out)
+    );
 }
