@@ -204,6 +204,13 @@ impl Target {
                 None,
             ));
         }
+        if config.get_hosts().is_empty() {
+            // hostaddr only: the driver wants a name for TLS; the address stands in (it is never
+            // sent as SNI, and verify-full was refused above)
+            for addr in self.config.get_hostaddrs() {
+                config.host(&addr.to_string());
+            }
+        }
         let seen = Arc::new(Mutex::new(None));
         let make = self
             .tls
@@ -214,9 +221,13 @@ impl Target {
                 // plain first; TLS only if the server turned the plain session down
                 config.ssl_mode(SslMode::Disable);
                 match config.connect(make.clone()) {
-                    Err(e) if e.as_db_error().is_some() => {
+                    Err(plain) if plain.as_db_error().is_some() => {
                         config.ssl_mode(SslMode::Require);
-                        config.connect(make)
+                        match config.connect(make) {
+                            // a server without SSL: its answer to the plain session is the news
+                            Err(e) if tls::server_has_no_ssl(&e) => Err(plain),
+                            other => other,
+                        }
                     }
                     other => other,
                 }

@@ -196,9 +196,10 @@ impl Tls {
         let verify = self.verifies_chain();
         let full = self.mode == Mode::VerifyFull;
         let sni = self.sni;
-        make.set_callback(move |cfg, _domain| {
+        make.set_callback(move |cfg, domain| {
             cfg.set_verify_hostname(full);
-            cfg.set_use_server_name_indication(sni);
+            // no host name (hostaddr only): nothing to send as SNI
+            cfg.set_use_server_name_indication(sni && !domain.is_empty());
             if verify {
                 let seen = seen.clone();
                 cfg.set_verify_callback(SslVerifyMode::PEER, move |ok, ctx| {
@@ -240,6 +241,9 @@ impl Tls {
         let mut b = SslConnector::builder(SslMethod::tls_client())
             .map_err(|e| ssl("cannot initialise OpenSSL", e))?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(|e| ssl("cannot initialise OpenSSL", e))?;
+        // ALPN "postgresql", as libpq 17 sends it (needed for sslnegotiation=direct)
+        postgres_openssl::set_postgresql_alpn(&mut b)
             .map_err(|e| ssl("cannot initialise OpenSSL", e))?;
         // Trust exactly the given roots: SslConnector::builder loaded the system store.
         let mut store = X509StoreBuilder::new().map_err(|e| ssl("cannot initialise OpenSSL", e))?;
@@ -503,6 +507,11 @@ fn chain(e: &postgres::Error) -> String {
     s
 }
 
+/// The server answered the SSLRequest with "no".
+pub fn server_has_no_ssl(e: &postgres::Error) -> bool {
+    chain(e).contains("server does not support TLS")
+}
+
 /// One line naming the cause of a failed TLS connection, or `None` when it is not a TLS
 /// problem (the caller then reports the driver's or the server's message).
 pub fn failure_reason(
@@ -547,7 +556,7 @@ pub fn failure_reason(
         return None;
     }
     let text = chain(e);
-    if text.contains("server does not support TLS") {
+    if server_has_no_ssl(e) {
         return Some(format!(
             "server does not support SSL, but sslmode={} requires it",
             tls.mode.as_str()

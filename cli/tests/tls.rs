@@ -745,6 +745,55 @@ fn defaults_from_the_home_directory() {
         stderr_of(&out)
     );
 
+    // allow against a server without SSL that turns the plain session down: its own reason is
+    // reported, not "no SSL" from the TLS retry
+    let out = run(pgrepair_tls(&f.home)
+        .args([
+            "--dsn",
+            &format!(
+                "host=localhost port={} user=bob dbname=no_such_db sslmode=allow",
+                Cluster::shared().port
+            ),
+        ])
+        .arg("assert-not-empty"));
+    expect_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("database \"no_such_db\" does not exist"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // hostaddr only (no host name, so no SNI): require works, verify-full is refused
+    let out = run(pgrepair_tls(&f.home)
+        .env("PGAPPNAME", "tlsdefault3")
+        .args([
+            "--dsn",
+            &format!(
+                "hostaddr=127.0.0.1 port={} user=bob dbname={PROBE_DB} sslmode=require",
+                f.ssl.port
+            ),
+        ])
+        .arg("assert-not-empty"));
+    expect_code(&out, 0);
+    assert_eq!(session_kind(&f.ssl, "tlsdefault3"), "TLS");
+    let out = run(pgrepair_tls(&f.home)
+        .args([
+            "--dsn",
+            &format!(
+                "hostaddr=127.0.0.1 port={} user=bob dbname={PROBE_DB} sslmode=verify-full \
+                 sslrootcert={}",
+                f.ssl.port,
+                f.certs.join("ca.crt").display()
+            ),
+        ])
+        .arg("assert-not-empty"));
+    expect_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("host name must be specified"),
+        "{}",
+        stderr_of(&out)
+    );
+
     // --json: the connection error is JSON with the cause in the message
     let root = f.certs.join("ca.crt");
     let out = run(pgrepair_tls(&f.home)
