@@ -188,7 +188,10 @@ impl Target {
         });
         if self.tls.mode == Mode::Disable || self.only_sockets() {
             config.ssl_mode(SslMode::Disable);
-            return config.connect(NoTls).map_err(|e| self.failure(&e, None));
+            return config.connect(NoTls).map_err(|e| {
+                let sqlstate = e.as_db_error().map(|db| db.code().code().to_string());
+                self.failure_text(error_reason(&e), sqlstate)
+            });
         }
         if self.tls.mode == Mode::VerifyFull
             && (self.config.get_hosts().is_empty()

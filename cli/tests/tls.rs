@@ -34,6 +34,8 @@ const PROBE_DB: &str = "tls_probe";
 struct Fixture {
     /// Client-side certificate files (owned by the test user, keys 0600).
     certs: PathBuf,
+    /// The server-side copies (owned by the cluster's OS user).
+    server: PathBuf,
     /// ssl = on, with the test CA as ssl_ca_file, and our pg_hba.conf.
     ssl: Cluster,
     /// An empty HOME: no ~/.postgresql, no ~/.pg_service.conf.
@@ -188,15 +190,32 @@ fn fixture() -> &'static Fixture {
              keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
             2,
         );
+        // for the IP subjectAltName case: a certificate naming only IP:127.0.0.1
+        make_leaf(
+            &certs,
+            "ca",
+            "server_ip",
+            "pg_repair test server by address",
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+            6,
+        );
         make_leaf(&certs, "ca", "certuser", "certuser", CLIENT_EXT, 3);
         make_leaf(&certs, "ca2", "certuser_ca2", "certuser", CLIENT_EXT, 4);
         make_leaf(&certs, "ca", "bob", "bob", CLIENT_EXT, 5);
 
         // The server's copies belong to the cluster's OS user, the key mode 0600.
-        for f in ["server.crt", "server.key", "ca.crt"] {
+        for f in [
+            "server.crt",
+            "server.key",
+            "server_ip.crt",
+            "server_ip.key",
+            "ca.crt",
+        ] {
             std::fs::copy(certs.join(f), server.join(f)).unwrap();
         }
         chmod(&server.join("server.key"), 0o600);
+        chmod(&server.join("server_ip.key"), 0o600);
         if is_root() {
             let ok = StdCommand::new("chown")
                 .args(["-R", "pgtest:pgtest", server.to_str().unwrap()])
@@ -242,7 +261,12 @@ fn fixture() -> &'static Fixture {
             .connect(PROBE_DB, "postgres")
             .batch_execute("CREATE TABLE probe (id int)")
             .expect("probe table");
-        Fixture { certs, ssl, home }
+        Fixture {
+            certs,
+            server,
+            ssl,
+            home,
+        }
     })
 }
 
@@ -794,6 +818,38 @@ fn defaults_from_the_home_directory() {
         stderr_of(&out)
     );
 
+    // sslrootcert=system: verify-full against the system store, which does not know our CA
+    let out = run(pgrepair_tls(&f.home)
+        .args([
+            "--dsn",
+            &probe_dsn(&f.ssl, "localhost", "bob", "sslrootcert=system"),
+        ])
+        .arg("assert-not-empty"));
+    assert_eq!(failure_kind(&out), "untrusted");
+    assert!(
+        stderr_of(&out).contains("sslmode=verify-full, trusted roots: the system trust store"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = run(pgrepair_tls(&f.home)
+        .args([
+            "--dsn",
+            &probe_dsn(
+                &f.ssl,
+                "localhost",
+                "bob",
+                "sslrootcert=system sslmode=require",
+            ),
+        ])
+        .arg("assert-not-empty"));
+    expect_code(&out, 2);
+    assert!(
+        stderr_of(&out)
+            .contains("weak sslmode \"require\" may not be used with sslrootcert=system"),
+        "{}",
+        stderr_of(&out)
+    );
+
     // --json: the connection error is JSON with the cause in the message
     let root = f.certs.join("ca.crt");
     let out = run(pgrepair_tls(&f.home)
@@ -814,6 +870,43 @@ fn defaults_from_the_home_directory() {
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("host name mismatch"), "{msg}");
     assert!(msg.contains("DNS:localhost"), "{msg}");
+}
+
+#[test]
+fn verify_full_matches_an_ip_subject_alt_name() {
+    let f = fixture();
+    // a second SSL cluster whose certificate names only IP:127.0.0.1
+    let cert_line = format!(
+        "ssl_cert_file = '{}'",
+        f.server.join("server_ip.crt").display()
+    );
+    let key_line = format!(
+        "ssl_key_file = '{}'",
+        f.server.join("server_ip.key").display()
+    );
+    let c = Cluster::start(&["ssl = on", &cert_line, &key_line], false);
+    let root = f.certs.join("ca.crt");
+    let dsn = |host: &str| {
+        format!(
+            "host={host} port={} user=postgres dbname=postgres sslmode=verify-full sslrootcert={}",
+            c.port,
+            root.display()
+        )
+    };
+    // exit 99: the postgres database of a fresh cluster has no user tables, so we got in
+    let out = run(pgrepair_tls(&f.home)
+        .args(["--dsn", &dsn("127.0.0.1")])
+        .arg("assert-not-empty"));
+    expect_code(&out, 99);
+    let out = run(pgrepair_tls(&f.home)
+        .args(["--dsn", &dsn("localhost")])
+        .arg("assert-not-empty"));
+    assert_eq!(failure_kind(&out), "hostname");
+    assert!(
+        stderr_of(&out).contains("IP:127.0.0.1, not \"localhost\""),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
