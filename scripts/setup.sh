@@ -2,7 +2,8 @@
 # Installs everything pg_repair needs to build and test on a fresh Debian machine, skipping what
 # is already there so a warm rerun takes a second or two. Idempotent; run as root.
 #   Debian packages: PostgreSQL 15 server + headers (bindgen needs clang, pulled in by -server-dev),
-#                    sudo (cargo pgrx test --runas), python3-venv (migration-tool tests)
+#                    sudo (cargo pgrx test --runas), python3-venv (migration-tool tests),
+#                    libssl-dev (pgrepair's TLS: the openssl crate links the system OpenSSL)
 #   cargo-pgrx at exactly $PGRX_VERSION, `cargo pgrx init` for PG 15, the unprivileged test user.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ TEST_USER=pgtest
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
-          sudo clang libclang-dev pkg-config python3-venv)
+          sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -226,7 +226,20 @@ pub fn dump(
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::piped());
     // The connection goes through the environment only (no password on the command line).
-    for var in ["PGSERVICE", "PGSERVICEFILE", "PGHOSTADDR", "PGOPTIONS"] {
+    // TLS settings come only from libpq_env (the ones this connection resolved).
+    for var in [
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGHOSTADDR",
+        "PGOPTIONS",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGSSLSNI",
+        "PGSSLCRL",
+        "PGSSLCRLDIR",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(target.libpq_env());

@@ -14,10 +14,13 @@ pgrepair is the command-line client of the pg_repair PostgreSQL extension. It re
 playbooks (reviewed, idempotent SQL files), shows what a playbook would do and which guards would
 pass, executes it when every guard passes, and reads the tamper-evident audit trail.
 
-Connection: --dsn / DATABASE_URL (a postgres:// URL or key=value conninfo); otherwise the libpq
+Connection: --dsn / DATABASE_URL (a postgres:// URL or key=value conninfo), then the service
+entry (service= or PGSERVICE, in PGSERVICEFILE or ~/.pg_service.conf), then the libpq
 environment: PGHOST (a host name or a socket directory; default /var/run/postgresql if it exists,
 else localhost), PGPORT (5432), PGUSER ($USER), PGDATABASE (the user name), PGPASSWORD or
-~/.pgpass, PGCONNECT_TIMEOUT. Connections are plain (no TLS): sslmode=require is refused.
+~/.pgpass, PGCONNECT_TIMEOUT. TLS as in libpq: sslmode disable, allow, prefer (default), require,
+verify-ca, verify-full; sslrootcert (default ~/.postgresql/root.crt), sslcert/sslkey (default
+~/.postgresql/postgresql.crt/.key); PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY.
 
 Errors are one line on stderr: `pgrepair: <message> [SQLSTATE <code>]`, then indented `detail:`
 and `hint:` lines when the server gave them. With --json, results and errors alike are JSON on
@@ -27,8 +30,9 @@ stdout; an error is {\"error\": {\"sqlstate\", \"message\", \"detail\", \"hint\"
 #[command(name = "pgrepair", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// Connection string: a URL (postgres://user@host:5432/db) or key=value conninfo
-    /// ("host=/var/run/postgresql dbname=app"). Fields it leaves out come from PGHOST, PGPORT,
-    /// PGUSER, PGDATABASE, PGPASSWORD like libpq.
+    /// ("host=db1 dbname=app sslmode=verify-full"). Fields it leaves out come
+    /// from the service file entry and PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGSSLMODE,
+    /// PGSSLROOTCERT, PGSSLCERT, PGSSLKEY like libpq.
     #[arg(
         long,
         global = true,
@@ -230,8 +234,10 @@ pub enum Command {
 
     /// Exit 99 when the database has no user tables (e.g. a restore that produced nothing).
     ///
-    /// Counts repair.user_tables() (tables outside pg_catalog, information_schema, repair and
-    /// extensions). Exit 0 when there is at least one, 99 when there is none.
+    /// Counts user tables in the catalog directly (ordinary and partitioned tables outside
+    /// pg_catalog, information_schema, pg_toast, the schema repair, and not owned by an
+    /// extension), so it works with or without the extension and needs only CONNECT.
+    /// Exit 0 when there is at least one, 99 when there is none.
     ///
     /// Example:
     ///   pg_restore -d app app.dump && pgrepair assert-not-empty

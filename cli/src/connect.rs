@@ -1,34 +1,112 @@
 //! Opening a session the way libpq would: `--dsn` / `DATABASE_URL` (URL or `key=value`
-//! conninfo) first, then the `PG*` environment variables and `~/.pgpass` for anything the
-//! connection string leaves out. Plain connections only (no TLS).
+//! conninfo) first, then the service file entry (`service=` / `PGSERVICE`), then the `PG*`
+//! environment variables and `~/.pgpass` for anything still missing. TLS per libpq's `sslmode`
+//! rules (see `tls.rs`).
 
 use std::env;
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postgres::config::{Host, SslMode};
 use postgres::{Client, Config, NoTls};
 
+use crate::conninfo;
 use crate::error::CliError;
+use crate::tls::{self, Mode, Tls};
 
 /// Debian's (and most packagers') socket directory, used when `PGHOST` is unset and it exists.
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 const DEFAULT_PORT: u16 = 5432;
+/// Where Debian's libpq looks for the system-wide service file when `PGSYSCONFDIR` is unset.
+const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
 
-/// A resolved connection: the driver config plus what the user should see in messages and what
-/// `pg_dump` needs to reach the same database.
+/// Keywords the driver takes as they are.
+const DRIVER_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "tcp_user_timeout",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+    "sslnegotiation",
+];
+/// Keywords pgrepair handles itself.
+const OWN_KEYS: &[&str] = &[
+    "connect_timeout",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslsni",
+    "service",
+    "gssencmode",
+];
+
+/// The libpq environment variables, by keyword.
+const ENV_VARS: &[(&str, &str)] = &[
+    ("host", "PGHOST"),
+    ("port", "PGPORT"),
+    ("user", "PGUSER"),
+    ("dbname", "PGDATABASE"),
+    ("password", "PGPASSWORD"),
+    ("options", "PGOPTIONS"),
+    ("application_name", "PGAPPNAME"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ("sslmode", "PGSSLMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("sslsni", "PGSSLSNI"),
+    ("gssencmode", "PGGSSENCMODE"),
+];
+
+/// Where a connection parameter came from, for error messages.
+#[derive(Debug, Clone)]
+enum Source {
+    Dsn,
+    Service(PathBuf),
+    Env(&'static str),
+}
+
+impl Source {
+    fn invalid(&self, what: &str) -> CliError {
+        CliError::Usage(match self {
+            Source::Dsn => format!("invalid connection string (--dsn / DATABASE_URL): {what}"),
+            Source::Service(f) => {
+                format!("invalid entry in service file \"{}\": {what}", f.display())
+            }
+            Source::Env(v) => format!("invalid {v}: {what}"),
+        })
+    }
+}
+
+/// A resolved connection: the driver config, the TLS settings, plus what the user should see in
+/// messages and what `pg_dump` needs to reach the same database.
 pub struct Target {
     pub config: Config,
+    pub tls: Tls,
     /// With several hosts (`PGHOST=a,b`): the index of the one `connect` reached, so `pg_dump`
     /// and messages use that host, not the first.
     connected: std::cell::Cell<Option<usize>>,
 }
 
 impl Target {
-    /// Resolves the connection from `--dsn` (or `DATABASE_URL`, which clap maps onto it) and the
-    /// libpq environment. Nothing is sent to the server yet.
+    /// Resolves the connection from `--dsn` (or `DATABASE_URL`, which clap maps onto it), the
+    /// service file and the libpq environment. Nothing is sent to the server yet.
     pub fn resolve(dsn: Option<&str>) -> Result<Target, CliError> {
         resolve_with(dsn, &|k| env::var(k).ok().filter(|v| !v.is_empty()))
     }
@@ -87,14 +165,23 @@ impl Target {
         self.config.get_dbname().unwrap_or("postgres")
     }
 
-    /// Environment for a libpq child process (`pg_dump`) so it reaches the same database.
+    /// Every host is a Unix-domain socket: libpq ignores sslmode there.
+    fn only_sockets(&self) -> bool {
+        let hosts = self.config.get_hosts();
+        !hosts.is_empty()
+            && hosts.iter().all(|h| matches!(h, Host::Unix(_)))
+            && self.config.get_hostaddrs().is_empty()
+    }
+
+    /// Environment for a libpq child process (`pg_dump`) so it reaches the same database with
+    /// the same TLS settings.
     pub fn libpq_env(&self) -> Vec<(String, String)> {
         let mut vars = vec![
             ("PGHOST".to_string(), self.host_display()),
             ("PGPORT".to_string(), self.port().to_string()),
             ("PGDATABASE".to_string(), self.dbname().to_string()),
-            ("PGSSLMODE".to_string(), "disable".to_string()),
         ];
+        vars.extend(self.tls.libpq_env());
         if let Some(u) = self.config.get_user() {
             vars.push(("PGUSER".to_string(), u.to_string()));
         }
@@ -113,7 +200,8 @@ impl Target {
         vars
     }
 
-    /// Opens the session. Failure is a `Connect` error (exit 2) naming the target.
+    /// Opens the session. Failure is a `Connect` error (exit 2) naming the target and, for TLS
+    /// problems, the cause.
     pub fn connect(&self) -> Result<Client, CliError> {
         let hosts = self.config.get_hosts().len();
         if hosts <= 1 {
@@ -136,11 +224,88 @@ impl Target {
         config.notice_callback(|notice| {
             errln!("pgrepair: {}: {}", notice.severity(), notice.message());
         });
-        config.connect(NoTls).map_err(|e| CliError::Connect {
-            target: self.describe(),
-            reason: error_reason(&e),
-            sqlstate: e.as_db_error().map(|db| db.code().code().to_string()),
+        if self.tls.mode == Mode::Disable || self.only_sockets() {
+            config.ssl_mode(SslMode::Disable);
+            return config.connect(NoTls).map_err(|e| {
+                let sqlstate = e.as_db_error().map(|db| db.code().code().to_string());
+                self.failure_text(error_reason(&e), sqlstate)
+            });
+        }
+        if self.tls.mode == Mode::VerifyFull
+            && (self.config.get_hosts().is_empty()
+                || self
+                    .config
+                    .get_hosts()
+                    .iter()
+                    .any(|h| !matches!(h, Host::Tcp(_))))
+        {
+            return Err(self.failure_text(
+                "host name must be specified for a verified SSL connection (sslmode=verify-full)"
+                    .to_string(),
+                None,
+            ));
+        }
+        if config.get_hosts().is_empty() {
+            // hostaddr only: the driver wants a name for TLS; the address stands in (it is never
+            // sent as SNI, and verify-full was refused above)
+            for addr in self.config.get_hostaddrs() {
+                config.host(&addr.to_string());
+            }
+        }
+        let seen = Arc::new(Mutex::new(None));
+        let make = self
+            .tls
+            .connector(seen.clone())
+            .map_err(|reason| self.failure_text(reason, None))?;
+        let result = match self.tls.mode {
+            Mode::Allow => {
+                // plain first; TLS only if the server turned the plain session down
+                config.ssl_mode(SslMode::Disable);
+                match config.connect(make.clone()) {
+                    Err(plain) if plain.as_db_error().is_some() => {
+                        config.ssl_mode(SslMode::Require);
+                        match config.connect(make) {
+                            // a server without SSL: its answer to the plain session is the news
+                            Err(e) if tls::server_has_no_ssl(&e) => Err(plain),
+                            other => other,
+                        }
+                    }
+                    other => other,
+                }
+            }
+            // falls back to plain only when the server answers that it has no SSL
+            Mode::Prefer => {
+                config.ssl_mode(SslMode::Prefer);
+                config.connect(make)
+            }
+            _ => {
+                config.ssl_mode(SslMode::Require);
+                config.connect(make)
+            }
+        };
+        result.map_err(|e| {
+            let seen = seen.lock().ok().and_then(|s| s.clone());
+            self.failure(&e, seen)
         })
+    }
+
+    fn failure(&self, e: &postgres::Error, seen: Option<tls::VerifyFailure>) -> CliError {
+        let sqlstate = e.as_db_error().map(|db| db.code().code().to_string());
+        let probe = || match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => self.tls.client_cert_alert(h, self.port()),
+            _ => None,
+        };
+        let reason = tls::failure_reason(e, &self.tls, &self.host_display(), seen, &probe)
+            .unwrap_or_else(|| error_reason(e));
+        self.failure_text(reason, sqlstate)
+    }
+
+    fn failure_text(&self, reason: String, sqlstate: Option<String>) -> CliError {
+        CliError::Connect {
+            target: self.describe(),
+            reason,
+            sqlstate,
+        }
     }
 }
 
@@ -207,119 +372,225 @@ pub fn error_reason(e: &postgres::Error) -> String {
     }
 }
 
-fn tls_unsupported(mode: &str) -> CliError {
-    CliError::Usage(format!(
-        "sslmode={mode} is not supported: pgrepair connects without TLS (use a local socket, \
-         an SSH tunnel, or sslmode=disable/prefer)"
-    ))
+/// Connection parameters with their source; the first source to set a keyword wins, except
+/// that within the DSN a later duplicate replaces an earlier one (libpq).
+#[derive(Default)]
+struct Gathered(Vec<(String, String, Source)>);
+
+impl Gathered {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v.as_str())
+    }
+
+    fn entry(&self, key: &str) -> Option<(&str, &Source)> {
+        self.0
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, s)| (v.as_str(), s))
+    }
+
+    fn set_if_absent(&mut self, key: &str, value: String, source: Source) {
+        if self.get(key).is_none() {
+            self.0.push((key.to_string(), value, source));
+        }
+    }
+
+    fn replace(&mut self, key: &str, value: String, source: Source) {
+        self.0.retain(|(k, _, _)| k != key);
+        self.0.push((key.to_string(), value, source));
+    }
+}
+
+fn known_key(key: &str) -> bool {
+    DRIVER_KEYS.contains(&key) || OWN_KEYS.contains(&key)
+}
+
+/// Finds the `[name]` section: `PGSERVICEFILE` or `~/.pg_service.conf`, then the system-wide
+/// `pg_service.conf` in `PGSYSCONFDIR` (Debian: /etc/postgresql-common).
+fn service_entry(
+    name: &str,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<(PathBuf, conninfo::Params), CliError> {
+    let mut candidates = Vec::new();
+    match var("PGSERVICEFILE") {
+        Some(f) => {
+            let f = PathBuf::from(f);
+            if !f.is_file() {
+                return Err(CliError::Usage(format!(
+                    "service file \"{}\" not found (PGSERVICEFILE)",
+                    f.display()
+                )));
+            }
+            candidates.push(f);
+        }
+        None => {
+            if let Some(home) = var("HOME") {
+                candidates.push(Path::new(&home).join(".pg_service.conf"));
+            }
+        }
+    }
+    let sysconf = var("PGSYSCONFDIR").unwrap_or_else(|| DEFAULT_SYSCONFDIR.to_string());
+    candidates.push(Path::new(&sysconf).join("pg_service.conf"));
+    for file in candidates.into_iter().filter(|f| f.is_file()) {
+        if let Some(params) = conninfo::service_section(&file, name).map_err(CliError::Usage)? {
+            return Ok((file, params));
+        }
+    }
+    Err(CliError::Usage(format!(
+        "definition of service \"{name}\" not found (looked in {})",
+        match var("PGSERVICEFILE") {
+            Some(f) => format!("{f} and {sysconf}/pg_service.conf"),
+            None => format!("~/.pg_service.conf and {sysconf}/pg_service.conf"),
+        }
+    )))
+}
+
+/// libpq's quoting for a conninfo value.
+fn quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn resolve_with(
     dsn: Option<&str>,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, CliError> {
-    let dsn = dsn.map(str::trim).filter(|s| !s.is_empty());
-    let mut config = match dsn {
-        Some(s) => Config::from_str(s).map_err(|e| {
-            for mode in ["verify-ca", "verify-full"] {
-                if s.contains(mode) {
-                    return tls_unsupported(mode);
-                }
-            }
-            CliError::Usage(format!(
-                "invalid connection string (--dsn / DATABASE_URL): {}",
-                error_reason(&e)
-            ))
-        })?,
-        None => Config::new(),
-    };
+    let mut params = Gathered::default();
 
-    if matches!(config.get_ssl_mode(), SslMode::Require) {
-        return Err(tls_unsupported("require"));
+    // 1. the connection string
+    if let Some(s) = dsn.map(str::trim).filter(|s| !s.is_empty()) {
+        for (key, value) in conninfo::parse(s).map_err(|e| Source::Dsn.invalid(&e))? {
+            if !known_key(&key) {
+                return Err(Source::Dsn.invalid(&format!("invalid connection option \"{key}\"")));
+            }
+            params.replace(&key, value, Source::Dsn);
+        }
     }
-    if dsn.is_none_or(|s| !s.contains("sslmode")) {
-        if let Some(mode) = var("PGSSLMODE") {
-            match mode.as_str() {
-                "disable" | "allow" | "prefer" => {}
-                other => return Err(tls_unsupported(other)),
+
+    // 2. the service file entry
+    let service = params
+        .get("service")
+        .map(str::to_string)
+        .or_else(|| var("PGSERVICE"));
+    if let Some(name) = service {
+        let (file, entries) = service_entry(&name, var)?;
+        for (key, value) in entries {
+            let source = Source::Service(file.clone());
+            if !known_key(&key) {
+                return Err(source.invalid(&format!("invalid connection option \"{key}\"")));
+            }
+            params.set_if_absent(&key, value, source);
+        }
+    }
+
+    // 3. the environment
+    for (key, name) in ENV_VARS {
+        if let Some(v) = var(name) {
+            params.set_if_absent(key, v, Source::Env(name));
+        }
+    }
+
+    // values pgrepair checks itself, naming where they came from
+    if let Some((ports, source)) = params.entry("port") {
+        for p in ports.split(',').map(str::trim) {
+            if !p.is_empty() && p.parse::<u16>().is_err() {
+                return Err(source.invalid(&format!("invalid port number: \"{p}\"")));
             }
         }
     }
-    config.ssl_mode(SslMode::Disable);
+    let mut timeout = None;
+    if let Some((t, source)) = params.entry("connect_timeout") {
+        let secs = t
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| source.invalid(&format!("invalid connect_timeout: \"{t}\"")))?;
+        if secs > 0 {
+            // libpq: anything below 2 seconds is 2 seconds
+            timeout = Some(Duration::from_secs(secs.max(2) as u64));
+        }
+    }
+    if let Some((g, source)) = params.entry("gssencmode") {
+        match g {
+            "disable" | "prefer" => {}
+            "require" => {
+                return Err(source.invalid(
+                    "gssencmode=require is not supported: pgrepair does not use GSSAPI \
+                     encryption (use sslmode)",
+                ))
+            }
+            other => return Err(source.invalid(&format!("invalid gssencmode value: \"{other}\""))),
+        }
+    }
 
+    // TLS settings
+    let given = tls::Given {
+        mode: params.get("sslmode").map(str::to_string),
+        rootcert: params.get("sslrootcert").map(str::to_string),
+        cert: params.get("sslcert").map(str::to_string),
+        key: params.get("sslkey").map(str::to_string),
+        sni: params.get("sslsni").map(str::to_string),
+    };
+    let home = var("HOME").map(PathBuf::from);
+    let tls = Tls::resolve(&given, home.as_deref()).map_err(|e| {
+        let source = params
+            .entry("sslmode")
+            .or_else(|| params.entry("sslrootcert"))
+            .map(|(_, s)| s.clone())
+            .unwrap_or(Source::Dsn);
+        source.invalid(&e)
+    })?;
+
+    // 4. the driver config
+    let conninfo: Vec<String> = params
+        .0
+        .iter()
+        .filter(|(k, _, _)| DRIVER_KEYS.contains(&k.as_str()))
+        .map(|(k, v, _)| format!("{k}={}", quote(v)))
+        .collect();
+    let mut config = Config::from_str(&conninfo.join(" ")).map_err(|e| {
+        CliError::Usage(format!(
+            "invalid connection parameters: {}",
+            error_reason(&e)
+        ))
+    })?;
+    if let Some(t) = timeout {
+        config.connect_timeout(t);
+    }
+
+    // 5. defaults
     if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-        match var("PGHOST") {
-            Some(hosts) => {
-                for h in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-                    if h.starts_with('/') {
-                        config.host_path(h);
-                    } else {
-                        config.host(h);
-                    }
-                }
-            }
-            None => {
-                if Path::new(DEFAULT_SOCKET_DIR).is_dir() {
-                    config.host_path(DEFAULT_SOCKET_DIR);
-                } else {
-                    config.host("localhost");
-                }
-            }
+        if Path::new(DEFAULT_SOCKET_DIR).is_dir() {
+            config.host_path(DEFAULT_SOCKET_DIR);
+        } else {
+            config.host("localhost");
         }
     }
     if config.get_ports().is_empty() {
-        let port = match var("PGPORT") {
-            Some(p) => p
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| CliError::Usage(format!("invalid PGPORT: {p:?}")))?,
-            None => DEFAULT_PORT,
-        };
-        config.port(port);
+        config.port(DEFAULT_PORT);
     }
     if config.get_user().is_none() {
-        let user = var("PGUSER")
-            .or_else(|| var("USER"))
-            .or_else(|| var("LOGNAME"))
-            .ok_or_else(|| {
-                CliError::Usage("no database user: set PGUSER or pass --dsn".to_string())
-            })?;
+        let user = var("USER").or_else(|| var("LOGNAME")).ok_or_else(|| {
+            CliError::Usage("no database user: set PGUSER or pass --dsn".to_string())
+        })?;
         config.user(&user);
     }
     if config.get_dbname().is_none() {
-        let db = var("PGDATABASE")
-            .or_else(|| config.get_user().map(str::to_string))
-            .unwrap_or_else(|| "postgres".to_string());
+        let db = config.get_user().unwrap_or("postgres").to_string();
         config.dbname(&db);
     }
     if config.get_application_name().is_none() {
-        config.application_name(&var("PGAPPNAME").unwrap_or_else(|| "pgrepair".to_string()));
-    }
-    if config.get_connect_timeout().is_none() {
-        if let Some(t) = var("PGCONNECT_TIMEOUT") {
-            let secs = t
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| CliError::Usage(format!("invalid PGCONNECT_TIMEOUT: {t:?}")))?;
-            if secs > 0 {
-                config.connect_timeout(Duration::from_secs(secs.max(2)));
-            }
-        }
-    }
-    if config.get_options().is_none() {
-        if let Some(o) = var("PGOPTIONS") {
-            config.options(&o);
-        }
+        config.application_name("pgrepair");
     }
 
     let mut target = Target {
         config,
+        tls,
         connected: std::cell::Cell::new(None),
     };
     if target.config.get_password().is_none() {
-        if let Some(p) = var("PGPASSWORD") {
-            target.config.password(p);
-        } else if let Some(p) = pgpass_lookup(&target, var) {
+        if let Some(p) = pgpass_lookup(&target, var) {
             target.config.password(p);
         }
     }
@@ -477,19 +748,118 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_clearly() {
-        for dsn in [
-            "host=h sslmode=require user=u",
-            "postgres://u@h/db?sslmode=verify-full",
+    fn tls_settings_from_dsn_url_and_env() {
+        let t = resolve(
+            Some("host=h sslmode=verify-full sslrootcert=/nonexistent/ca.crt user=u"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, Mode::VerifyFull);
+        assert_eq!(
+            t.tls.rootcert_missing.as_deref(),
+            Some(Path::new("/nonexistent/ca.crt"))
+        );
+        let t = resolve(
+            Some("postgresql://u@h/db?sslmode=require&sslcert=/c.crt&sslkey=/c.key"),
+            &[("PGSSLMODE", "disable")],
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, Mode::Require, "the DSN wins over PGSSLMODE");
+        assert_eq!(
+            t.tls.cert,
+            Some((PathBuf::from("/c.crt"), PathBuf::from("/c.key")))
+        );
+        let t = resolve(
+            None,
+            &[
+                ("PGSSLMODE", "verify-ca"),
+                ("PGSSLCERT", "/e.crt"),
+                ("USER", "u"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, Mode::VerifyCa);
+        let env: HashMap<_, _> = t.libpq_env().into_iter().collect();
+        assert_eq!(env["PGSSLMODE"], "verify-ca");
+        assert_eq!(env["PGSSLCERT"], "/e.crt");
+
+        for (dsn, vars, want) in [
+            (
+                Some("host=h sslmode=verify"),
+                vec![],
+                "invalid connection string",
+            ),
+            (
+                None,
+                vec![("PGSSLMODE", "on"), ("USER", "u")],
+                "invalid PGSSLMODE",
+            ),
+            (
+                Some("host=h sslcrl=/x"),
+                vec![],
+                "invalid connection option \"sslcrl\"",
+            ),
+            (Some("host=h gssencmode=require"), vec![], "not supported"),
         ] {
-            let e = resolve(Some(dsn), &[]).err().unwrap();
+            let e = resolve(dsn, &vars).err().unwrap();
             assert_eq!(e.exit_code(), 2);
-            assert!(e.human_lines()[0].contains("not supported"), "{dsn}");
+            assert!(e.human_lines()[0].contains(want), "{:?}", e.human_lines());
         }
-        let e = resolve(None, &[("PGSSLMODE", "require"), ("USER", "u")])
+    }
+
+    #[test]
+    fn service_file_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("svc.conf");
+        std::fs::write(
+            &file,
+            "[app]\nhost=db.example\nport=6000\ndbname=appdb\nsslmode=verify-full\n",
+        )
+        .unwrap();
+        let f = file.to_string_lossy().into_owned();
+        // PGSERVICE names the entry; the DSN still wins over it, and it wins over the env
+        let t = resolve(
+            Some("dbname=other"),
+            &[
+                ("PGSERVICEFILE", &f),
+                ("PGSERVICE", "app"),
+                ("PGHOST", "ignored"),
+                ("PGSSLMODE", "disable"),
+                ("USER", "u"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.describe(), "db.example:6000/other as u");
+        assert_eq!(t.tls.mode, Mode::VerifyFull);
+        // service= in the DSN
+        let t = resolve(Some("service=app user=v"), &[("PGSERVICEFILE", &f)]).unwrap();
+        assert_eq!(t.describe(), "db.example:6000/appdb as v");
+        // ~/.pg_service.conf by default
+        std::fs::copy(&file, dir.path().join(".pg_service.conf")).unwrap();
+        let home = dir.path().to_string_lossy().into_owned();
+        let t = resolve(Some("service=app user=v"), &[("HOME", &home)]).unwrap();
+        assert_eq!(t.describe(), "db.example:6000/appdb as v");
+        let e = resolve(Some("service=nope user=v"), &[("PGSERVICEFILE", &f)])
             .err()
             .unwrap();
-        assert!(e.human_lines()[0].contains("sslmode=require"));
+        assert!(e.human_lines()[0].contains("definition of service \"nope\" not found"));
+        let e = resolve(Some("service=app"), &[("PGSERVICEFILE", "/nonexistent")])
+            .err()
+            .unwrap();
+        assert!(e.human_lines()[0].contains("not found"));
+    }
+
+    #[test]
+    fn sockets_ignore_sslmode_and_verify_full_needs_a_host_name() {
+        let t = resolve(Some("host=/tmp sslmode=require user=u"), &[]).unwrap();
+        assert!(t.only_sockets());
+        let t = resolve(
+            Some("hostaddr=127.0.0.1 port=1 sslmode=verify-full user=u"),
+            &[],
+        )
+        .unwrap();
+        let e = t.connect().err().unwrap();
+        assert!(e.human_lines()[0].contains("host name must be specified"));
     }
 
     #[test]

@@ -16,10 +16,12 @@ mod cancel;
 mod cli;
 mod commands;
 mod connect;
+mod conninfo;
 mod error;
 mod exit;
 mod output;
 mod source_file;
+mod tls;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};

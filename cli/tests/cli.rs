@@ -290,19 +290,23 @@ fn connection_error_with_json_is_json() {
 }
 
 #[test]
-fn tls_request_is_refused_clearly() {
-    let out = pgrepair()
-        .args([
-            "--dsn",
-            "host=127.0.0.1 port=1 user=x sslmode=require",
-            "list",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr_of(&out);
-    assert!(err.contains("sslmode=require is not supported"), "{err}");
-    assert_eq!(err.lines().count(), 1);
+fn invalid_sslmode_is_a_usage_error() {
+    for (dsn, var) in [
+        ("host=127.0.0.1 port=1 user=x sslmode=verify", None),
+        ("host=127.0.0.1 port=1 user=x", Some("on")),
+    ] {
+        let mut cmd = pgrepair();
+        cmd.args(["--dsn", dsn, "list"]);
+        if let Some(v) = var {
+            cmd.env("PGSSLMODE", v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr_of(&out);
+        assert!(err.contains("invalid sslmode value"), "{err}");
+        assert!(err.contains("verify-full"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    }
 }
 
 #[test]

@@ -235,3 +235,133 @@ fn gate_allows_an_executor_and_refuses_anyone_else() {
     assert!(err.contains("42501"), "{err}");
     assert!(stdout_of(&out).is_empty(), "{}", stdout_of(&out));
 }
+
+/// A database made with CREATE DATABASE only (no extension), that only `bob` may connect to and
+/// where he may do nothing else: no CONNECT for PUBLIC, no USAGE on schema public.
+fn bare_db(c: &Cluster, label: &str) -> String {
+    let db = format!("bare_{label}_{}", std::process::id());
+    let mut su = c.connect("postgres", "postgres");
+    su.batch_execute(&format!("CREATE DATABASE {db}"))
+        .expect("create bare database");
+    su.batch_execute(&format!(
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO bob;"
+    ))
+    .expect("database privileges");
+    c.connect(&db, "postgres")
+        .batch_execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        .expect("revoke public schema");
+    db
+}
+
+#[test]
+fn assert_not_empty_needs_neither_the_extension_nor_more_than_connect() {
+    let c = Cluster::shared();
+    let db = bare_db(c, "noext");
+    let mut su = c.connect(&db, "postgres");
+    let no_ext: bool = su
+        .query_one(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_repair')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(no_ext);
+
+    // a fresh empty database, as a role with nothing but CONNECT: 99
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 99);
+    assert!(
+        stderr_of(&out).contains(&format!("database {db} has no user tables")),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = run(cli(c, &db, "bob").args(["--json", "assert-not-empty"]));
+    expect_code(&out, 99);
+    let v = json_of(&out);
+    assert_eq!(v["user_tables"], 0, "{v}");
+    assert_eq!(v["empty"], true, "{v}");
+
+    // views, sequences, materialized views and temp tables are not user tables
+    su.batch_execute(
+        "CREATE VIEW public.v AS SELECT 1 AS x; CREATE SEQUENCE public.s;
+         CREATE MATERIALIZED VIEW public.mv AS SELECT 1 AS x;",
+    )
+    .unwrap();
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 99);
+
+    // one table in a schema bob cannot even use: he still sees it in the catalog, exit 0
+    su.batch_execute(
+        "CREATE SCHEMA hidden; CREATE TABLE hidden.t (id int, note text);
+         REVOKE ALL ON SCHEMA hidden FROM PUBLIC;",
+    )
+    .unwrap();
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains(&format!("database {db} has 1 user table")),
+        "{}",
+        stdout_of(&out)
+    );
+    // a partitioned table and its partition count too (the TOAST table of hidden.t does not)
+    su.batch_execute(
+        "CREATE TABLE hidden.p (id int) PARTITION BY RANGE (id);
+         CREATE TABLE hidden.p1 PARTITION OF hidden.p FOR VALUES FROM (0) TO (10);",
+    )
+    .unwrap();
+    let out = run(cli(c, &db, "bob").args(["--json", "assert-not-empty"]));
+    expect_code(&out, 0);
+    assert_eq!(json_of(&out)["user_tables"], 3);
+}
+
+#[test]
+fn assert_not_empty_with_the_extension_but_no_user_tables_is_99() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("ext_only");
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT ON DATABASE {db} TO bob;
+         REVOKE ALL ON SCHEMA public FROM PUBLIC;"
+    ))
+    .unwrap();
+    let repair_tables: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'repair' AND c.relkind = 'r'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(repair_tables > 0, "the extension has tables of its own");
+    // bob has no USAGE on schema repair and no EXECUTE on repair.user_tables()
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 99);
+    su.batch_execute("CREATE TABLE public.t (id int)").unwrap();
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 0);
+}
+
+#[test]
+fn assert_not_empty_ignores_objects_planted_in_the_search_path() {
+    let c = Cluster::shared();
+    let db = bare_db(c, "planted");
+    let mut su = c.connect(&db, "postgres");
+    // a same-named operator earlier in bob's search_path that would say "no table is a system
+    // table" and shout when called
+    su.batch_execute(&format!(
+        "CREATE SCHEMA planted;
+         CREATE FUNCTION planted.trap(name, text) RETURNS boolean LANGUAGE plpgsql AS
+           $$BEGIN RAISE EXCEPTION 'planted operator called'; END$$;
+         CREATE OPERATOR planted.!~ (LEFTARG = name, RIGHTARG = text, FUNCTION = planted.trap);
+         GRANT USAGE ON SCHEMA planted TO bob;
+         ALTER ROLE bob IN DATABASE {db} SET search_path = planted, pg_catalog, public;"
+    ))
+    .unwrap();
+    let out = run(cli(c, &db, "bob").arg("assert-not-empty"));
+    expect_code(&out, 99);
+    assert!(
+        !stderr_of(&out).contains("planted operator called"),
+        "{}",
+        stderr_of(&out)
+    );
+}

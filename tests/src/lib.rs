@@ -278,6 +278,40 @@ impl Cluster {
         }
     }
 
+    /// Replaces pg_hba.conf with `text`, reloads, and waits until new sessions are authenticated
+    /// by it. The harness's own sessions (`connect`: postgres over TCP to 127.0.0.1, no TLS) must
+    /// still be allowed, e.g. by `host all postgres 127.0.0.1/32 trust`. Panics if the server
+    /// reports an error in the file.
+    pub fn write_hba(&self, text: &str) {
+        let load_time = |c: &mut Client| -> String {
+            c.query_one("SELECT pg_conf_load_time()::text", &[])
+                .expect("pg_conf_load_time")
+                .get(0)
+        };
+        let mut su = self.connect("postgres", "postgres");
+        let before = load_time(&mut su);
+        let path = self.dir.join("data").join("pg_hba.conf");
+        std::fs::write(&path, text).expect("write pg_hba.conf");
+        let errors: Vec<String> = su
+            .query(
+                "SELECT line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+                &[],
+            )
+            .expect("pg_hba_file_rules")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(errors.is_empty(), "pg_hba.conf errors: {errors:?}");
+        // pg_conf_load_time() changes in the postmaster, before it forks the next backend
+        std::thread::sleep(Duration::from_millis(10));
+        su.batch_execute("SELECT pg_reload_conf()").expect("reload");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while load_time(&mut self.connect("postgres", "postgres")) == before {
+            assert!(Instant::now() < deadline, "pg_hba.conf not reloaded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The default repair.* settings of a preloaded cluster.
     pub fn reset_conf(&self) {
         self.set_conf(&[
