@@ -96,7 +96,12 @@ impl Target {
     pub fn connect(&self) -> Result<Client, CliError> {
         let mut config = self.config.clone();
         config.notice_callback(|notice| {
-            eprintln!("pgrepair: {}: {}", notice.severity(), notice.message());
+            // Notices relay server text (RAISE NOTICE in a playbook, for one): escaped.
+            crate::output::eprint_human(&format!(
+                "pgrepair: {}: {}",
+                notice.severity(),
+                notice.message()
+            ));
         });
         config.connect(NoTls).map_err(|e| CliError::Connect {
             target: self.describe(),
@@ -251,11 +256,11 @@ fn pgpass_lookup(target: &Target, var: &dyn Fn(&str) -> Option<String>) -> Optio
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
+            crate::output::eprint_human(&format!(
                 "pgrepair: warning: password file {} has group or world access; permissions \
                  should be u=rw (0600) or less",
                 path.display()
-            );
+            ));
             return None;
         }
     }

@@ -80,7 +80,7 @@ fn report(ctx: &Ctx, e: &CliError) {
         output::emit_json(&e.to_json());
     } else {
         for line in e.human_lines() {
-            eprintln!("{line}");
+            output::eprint_human(&line);
         }
     }
 }
@@ -110,7 +110,12 @@ fn usage_error(e: clap::Error, json_requested: bool) -> ! {
         }}));
         std::process::exit(exit::USAGE);
     }
-    e.exit()
+    if informational {
+        e.exit()
+    }
+    // A usage error echoes the command line, which may carry anything: plain text, escaped.
+    output::eprint_human(e.render().to_string().trim_end());
+    std::process::exit(e.exit_code())
 }
 
 /// A bug must still end in one line and exit 1, never a backtrace.
@@ -126,7 +131,9 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("pgrepair: internal error: {msg}{at} (please report this bug)");
+        output::eprint_human(&format!(
+            "pgrepair: internal error: {msg}{at} (please report this bug)"
+        ));
         std::process::exit(exit::FAILED);
     }));
 }

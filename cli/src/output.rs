@@ -2,9 +2,11 @@
 //! loosely typed (jsonb) values the server returns. Everything on stdout goes through `emit`, so
 //! a closed pipe (`pgrepair runs | head`) ends quietly instead of panicking.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
+use pg_repair_core::text_safety;
 use serde_json::Value;
 
 /// Writes text to stdout. A closed pipe ends the process quietly with the given exit status
@@ -27,10 +29,29 @@ pub fn emit(text: &str) {
     }
 }
 
-/// Pretty-printed JSON on stdout.
+/// Pretty-printed JSON on stdout. serde_json escapes C0 controls; DEL, C1 and bidi characters
+/// are written as `\uXXXX` too, so the document is exactly the same and still safe to print.
 pub fn emit_json(v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    emit(&text);
+    emit(&text_safety::json_escape_unsafe(&text));
+}
+
+/// Terminal safety: the one function every human-readable text passes through before it is
+/// printed. Control characters (C0 except line feed and tab, DEL, C1) and bidirectional
+/// override/isolate characters are shown as visible escapes (`\x1b`, `\r`, `\u202e`), so text
+/// from the database, a file or the server can never act on the operator's terminal.
+pub fn human(text: &str) -> Cow<'_, str> {
+    text_safety::visible(text)
+}
+
+/// Human-readable text on stdout, escaped by [`human`].
+pub fn emit_human(text: &str) {
+    emit(&human(text));
+}
+
+/// One human-readable line (or several) on stderr, escaped by [`human`].
+pub fn eprint_human(text: &str) {
+    eprintln!("{}", human(text));
 }
 
 /// A table in the project's house style.

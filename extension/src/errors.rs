@@ -109,6 +109,9 @@ pub fn log_refusal(
         "reason": reason,
         "message": e.message,
     });
+    // JSON escapes C0 characters but not DEL, C1 or bidi ones: escape those too, so a hostile
+    // reason cannot act on a terminal that tails the server log.
+    let line = pg_repair_core::text_safety::json_escape_unsafe(&line.to_string()).into_owned();
     pgrx::log!("pg_repair refusal: {line}");
 }
 

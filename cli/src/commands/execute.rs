@@ -169,7 +169,7 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
                 .to_string(),
         );
     }
-    output::emit(&out);
+    output::emit_human(&out);
     if code != exit::OK {
         let ec = field(&result, "error_code");
         let em = field(&result, "error_message");
@@ -187,7 +187,7 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         if !ec.is_empty() {
             msg.push_str(&format!(" [SQLSTATE {ec}]"));
         }
-        eprintln!("{}", CliError::Failed(msg).human_lines().join("\n"));
+        output::eprint_human(&CliError::Failed(msg).human_lines().join("\n"));
     }
     Ok(code)
 }

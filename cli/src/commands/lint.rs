@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, files: &[PathBuf]) -> Result<i32, CliError> {
             }
         }
         text.push_str(&summary(errors, warnings, reports.len()));
-        output::emit(&text);
+        output::emit_human(&text);
     }
     Ok(if errors > 0 { exit::FAILED } else { exit::OK })
 }
