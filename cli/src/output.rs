@@ -75,11 +75,12 @@ pub fn align_right(t: &mut Table, columns: &[usize]) {
     }
 }
 
-/// A JSON value as display text: strings unquoted, null as empty, arrays comma-joined.
+/// A JSON value as display text: strings unquoted, null as empty, arrays comma-joined. Strings
+/// come out already escaped by [`human`], so tables measure the width they will print at.
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => human(s).into_owned(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
@@ -201,5 +202,14 @@ mod tests {
         assert_eq!(list(&v, "z"), Vec::<String>::new());
         assert_eq!(ellipsize("abcdef", 4), "abc…");
         assert_eq!(ellipsize("ab\ncd", 10), "ab cd");
+    }
+
+    #[test]
+    fn human_text_is_escaped() {
+        let v = json!({"t": "a\u{1b}[2Jb\rc\u{202e}d\te\nf", "a": ["\u{7}"]});
+        assert_eq!(field(&v, "t"), "a\\x1b[2Jb\\rc\\u202ed\te\nf");
+        assert_eq!(list(&v, "a"), vec!["\\x07"]);
+        assert_eq!(human("x\u{9b}y\u{7f}"), "x\\u009by\\x7f");
+        assert_eq!(human(&human("\u{1b}")), "\\x1b");
     }
 }

@@ -75,12 +75,14 @@ pub fn visible_line(s: &str) -> Cow<'_, str> {
 /// document means exactly the same; it is only safe to print. Correct because these characters
 /// can only occur inside JSON strings, where `\uXXXX` denotes the same character.
 pub fn json_escape_unsafe(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_unsafe) {
+    // C0 characters in JSON text are its own whitespace (strings escape them already).
+    let needs = |c: char| is_unsafe(c) && c >= '\u{7f}';
+    if !json.chars().any(needs) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 8);
     for c in json.chars() {
-        if is_unsafe(c) {
+        if needs(c) {
             let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
             out.push(c);
@@ -518,6 +520,13 @@ mod tests {
         assert!(!safe.chars().any(is_unsafe), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["t"], s);
+        // pretty-printed: its line breaks and indentation are JSON whitespace and stay
+        let pretty = serde_json::to_string_pretty(&serde_json::json!({ "t": [s] })).unwrap();
+        let safe = json_escape_unsafe(&pretty);
+        assert!(safe.contains("\n  \"t\""), "{safe}");
+        assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["t"][0], s);
     }
 
     #[test]
