@@ -173,19 +173,16 @@ fn guard_7_rescans_a_row_written_without_the_findings() {
     // superuser would) whose body has an override in code and whose stored lint is empty.
     register(&mut carol, &playbook("rescan", "SELECT 1 AS a;"));
     let mut su = c.connect(&db, "postgres");
-    let sql = "SELECT 1 AS a\u{202e}b;";
-    let doc = serde_json::json!({
-        "format": 1, "id": "rescan", "title": "t", "description": null,
-        "environments": ["prod", "staging"], "requires_before": [], "requires_after": [],
-        "lock_timeout_ms": null, "statement_timeout_ms": null, "waivers": [], "sql": sql,
-    });
-    let canonical = doc.to_string();
-    let hash = pg_repair_core_hash(&canonical);
+    // A consistent row (source, canonical JSON and hash agree, as the shared parser makes them)
+    // whose only defect is the missing finding.
+    let source = playbook("rescan", "SELECT 1 AS a\u{202e}b;");
+    let parsed = pg_repair_core::parse(&source).expect("a body character is no parse error");
+    let (canonical, hash) = (parsed.canonical_json(), parsed.hash());
     su.execute(
         "INSERT INTO repair.playbook_versions (playbook_id, version, kind, hash, canonical, \
          source, body_line, lint, registered_at, registered_by) \
-         VALUES ('rescan', 2, 'playbook', $1, $2, $3, 4, '[]', now(), 'postgres')",
-        &[&hash, &canonical, &sql],
+         VALUES ('rescan', 2, 'playbook', $1, $2, $3, $4, '[]', now(), 'postgres')",
+        &[&hash, &canonical, &source, &(parsed.body_line() as i32)],
     )
     .expect("plant version 2");
     let e = db_error(execute(
@@ -208,18 +205,6 @@ fn guard_7_rescans_a_row_written_without_the_findings() {
         .cloned()
         .unwrap();
     assert_eq!(g7["verdict"], "fail", "{p}");
-}
-
-/// SHA-256 hex of a canonical JSON text, computed by the server.
-fn pg_repair_core_hash(canonical: &str) -> String {
-    let c = Cluster::shared();
-    c.connect("postgres", "postgres")
-        .query_one(
-            "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')",
-            &[&canonical],
-        )
-        .unwrap()
-        .get(0)
 }
 
 #[test]
