@@ -222,7 +222,12 @@ impl Target {
 
     fn connect_config(&self, mut config: Config) -> Result<Client, CliError> {
         config.notice_callback(|notice| {
-            errln!("pgrepair: {}: {}", notice.severity(), notice.message());
+            // Notices relay server text (RAISE NOTICE in a playbook, for one): escaped.
+            crate::output::eprint_human(&format!(
+                "pgrepair: {}: {}",
+                notice.severity(),
+                notice.message()
+            ));
         });
         if self.tls.mode == Mode::Disable || self.only_sockets() {
             config.ssl_mode(SslMode::Disable);
@@ -613,11 +618,11 @@ fn pgpass_lookup(target: &Target, var: &dyn Fn(&str) -> Option<String>) -> Optio
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            errln!(
+            crate::output::eprint_human(&format!(
                 "pgrepair: warning: password file {} has group or world access; permissions \
                  should be u=rw (0600) or less",
                 path.display()
-            );
+            ));
             return None;
         }
     }

@@ -110,7 +110,7 @@ fn report(ctx: &Ctx, e: &CliError) {
         output::emit_json(&e.to_json());
     } else {
         for line in e.human_lines() {
-            errln!("{line}");
+            output::eprint_human(&line);
         }
     }
 }
@@ -145,7 +145,12 @@ fn usage_error(e: clap::Error, json_requested: bool) -> ! {
         }}));
         std::process::exit(exit::USAGE);
     }
-    e.exit()
+    if informational {
+        e.exit()
+    }
+    // A usage error echoes the command line, which may carry anything: plain text, escaped.
+    output::eprint_human(e.render().to_string().trim_end());
+    std::process::exit(e.exit_code())
 }
 
 /// `audit needs a subcommand: verify` for `pgrepair --json audit`.
@@ -189,7 +194,9 @@ fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        errln!("pgrepair: internal error: {msg}{at} (please report this bug)");
+        output::eprint_human(&format!(
+            "pgrepair: internal error: {msg}{at} (please report this bug)"
+        ));
         std::process::exit(exit::FAILED);
     }));
 }

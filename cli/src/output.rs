@@ -7,10 +7,12 @@
 //! earned. A closed or broken stderr is ignored the same way. (Rust ignores SIGPIPE, so a
 //! write to a closed pipe is an EPIPE error, never a signal.)
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
+use pg_repair_core::text_safety;
 use serde_json::Value;
 
 /// Set once a write to stdout failed: later writes are skipped.
@@ -56,8 +58,9 @@ impl Stdout {
         }
     }
 
+    /// One human-readable line, escaped by [`human`].
     pub fn line(&mut self, text: &str) {
-        self.write_str(text);
+        self.write_str(&human(text));
         self.write_str("\n");
     }
 
@@ -85,14 +88,16 @@ fn stdout_failed(e: &io::Error) {
     }
 }
 
-/// One line on stderr. Never panics (unlike `eprintln!`) when stderr is closed or a broken pipe.
+/// One line on stderr, escaped by [`human`] (every stderr line may carry server text). Never
+/// panics (unlike `eprintln!`) when stderr is closed or a broken pipe.
 pub fn err_line(text: &str) {
     if STDERR_GONE.load(Ordering::Relaxed) {
         return;
     }
+    let text = human(text);
     let mut err = io::stderr().lock();
     let mut buf = String::with_capacity(text.len() + 1);
-    buf.push_str(text);
+    buf.push_str(&text);
     buf.push('\n');
     if err
         .write_all(buf.as_bytes())
@@ -103,10 +108,29 @@ pub fn err_line(text: &str) {
     }
 }
 
-/// Pretty-printed JSON on stdout.
+/// Pretty-printed JSON on stdout. serde_json escapes C0 controls; DEL, C1 and bidi characters
+/// are written as `\uXXXX` too, so the document is exactly the same and still safe to print.
 pub fn emit_json(v: &Value) {
     let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-    emit(&text);
+    emit(&text_safety::json_escape_unsafe(&text));
+}
+
+/// Terminal safety: the one function every human-readable text passes through before it is
+/// printed. Control characters (C0 except line feed and tab, DEL, C1) and bidirectional
+/// override/isolate characters are shown as visible escapes (`\x1b`, `\r`, `\u202e`), so text
+/// from the database, a file or the server can never act on the operator's terminal.
+pub fn human(text: &str) -> Cow<'_, str> {
+    text_safety::visible(text)
+}
+
+/// Human-readable text on stdout, escaped by [`human`].
+pub fn emit_human(text: &str) {
+    emit(&human(text));
+}
+
+/// One human-readable line (or several) on stderr, escaped by [`human`].
+pub fn eprint_human(text: &str) {
+    err_line(text);
 }
 
 /// A table in the project's house style.
@@ -130,11 +154,12 @@ pub fn align_right(t: &mut Table, columns: &[usize]) {
     }
 }
 
-/// A JSON value as display text: strings unquoted, null as empty, arrays comma-joined.
+/// A JSON value as display text: strings unquoted, null as empty, arrays comma-joined. Strings
+/// come out already escaped by [`human`], so tables measure the width they will print at.
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => human(s).into_owned(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
@@ -256,5 +281,14 @@ mod tests {
         assert_eq!(list(&v, "z"), Vec::<String>::new());
         assert_eq!(ellipsize("abcdef", 4), "abc…");
         assert_eq!(ellipsize("ab\ncd", 10), "ab cd");
+    }
+
+    #[test]
+    fn human_text_is_escaped() {
+        let v = json!({"t": "a\u{1b}[2Jb\rc\u{202e}d\te\nf", "a": ["\u{7}"]});
+        assert_eq!(field(&v, "t"), "a\\x1b[2Jb\\rc\\u202ed\te\nf");
+        assert_eq!(list(&v, "a"), vec!["\\x07"]);
+        assert_eq!(human("x\u{9b}y\u{7f}"), "x\\u009by\\x7f");
+        assert_eq!(human(&human("\u{1b}")), "\\x1b");
     }
 }

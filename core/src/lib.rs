@@ -8,10 +8,11 @@ pub mod chain;
 pub mod rules;
 pub mod source;
 mod suggest;
+pub mod text_safety;
 
 pub use canonical::{sha256_hex, to_canonical_json};
 pub use chain::{chain_hash, lock_key, GENESIS};
-pub use rules::{severity_of, Severity, RULES};
+pub use rules::{severity_of, Severity, RULES, UNWAIVABLE};
 pub use source::{
     parse, parse_playbook, Check, CheckSeverity, ParseError, Playbook, Source, Waiver,
 };

@@ -49,9 +49,16 @@ pub const RULES: &[(&str, Severity)] = &[
     ("warn-dynamic-sql", Severity::Warning),
 ];
 
+/// Rules no waiver may name: a hidden control or bidi character is never a reviewed decision.
+pub const UNWAIVABLE: &[(&str, Severity)] = &[
+    (crate::text_safety::RULE_ERROR, Severity::Error),
+    (crate::text_safety::RULE_WARNING, Severity::Warning),
+];
+
 pub fn severity_of(rule: &str) -> Option<Severity> {
     RULES
         .iter()
+        .chain(UNWAIVABLE)
         .find(|(id, _)| *id == rule)
         .map(|(_, severity)| *severity)
 }
@@ -62,13 +69,13 @@ mod tests {
 
     #[test]
     fn rule_ids_are_unique_and_lowercase_kebab() {
-        let mut ids: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
+        let mut ids: Vec<&str> = RULES.iter().chain(UNWAIVABLE).map(|(id, _)| *id).collect();
         for id in &ids {
             assert!(id.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
         }
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), RULES.len());
+        assert_eq!(ids.len(), RULES.len() + UNWAIVABLE.len());
     }
 
     #[test]
@@ -76,6 +83,11 @@ mod tests {
         assert_eq!(severity_of("ban-drop"), Some(Severity::Error));
         assert_eq!(severity_of("warn-dynamic-sql"), Some(Severity::Warning));
         assert_eq!(severity_of("BAN-DROP"), None);
+        assert_eq!(severity_of("control-character"), Some(Severity::Error));
+        assert_eq!(
+            severity_of("control-character-in-literal"),
+            Some(Severity::Warning)
+        );
         assert_eq!(severity_of(""), None);
         assert_eq!(
             serde_json::to_string(&Severity::Warning).unwrap(),

@@ -457,3 +457,106 @@ fn nul_byte_is_refused_with_its_line() {
         assert!(e.message.contains("22021"), "{}", e.message);
     }
 }
+#[test]
+fn control_characters_in_header_values_are_refused_with_the_line_named() {
+    // The reproduction: raw ESC and BEL in a title.
+    let e = rejects(
+        "-- repair: fix_it\n-- title: evil \u{1b}[31mRED\u{1b}[0m \u{1b}]0;pwned\u{7} title\nSELECT 1;\n",
+        2,
+        "title contains a control character U+001B (shown as \\x1b) at column 16",
+    );
+    assert!(!e.to_string().chars().any(|c| c.is_control() && c != '\n'));
+    // every key, every C0 (tab inside the value included), DEL, C1
+    for c in [
+        '\u{0}', '\u{7}', '\t', '\u{b}', '\u{c}', '\u{1f}', '\u{7f}', '\u{85}', '\u{9b}',
+    ] {
+        let escaped = pg_repair_core::text_safety::escape_char(c);
+        rejects(&playbook(&format!("-- description: a{c}b\n")), 3, &escaped);
+        rejects(
+            &format!("-- repair: fix_it\n-- title: a{c}b\nSELECT 1;\n"),
+            2,
+            "title contains a control character",
+        );
+    }
+    rejects(
+        &check("-- tags: a\u{1b}b\n"),
+        3,
+        "tags contains a control character",
+    );
+    rejects(
+        &playbook(
+            "-- waive: ban-drop until 2030-01-01 because \u{1b}]52;c;ZWNobyBwd25lZA==\u{7}\n",
+        ),
+        3,
+        "waive contains a control character U+001B",
+    );
+    rejects(&playbook("-- environments: staging\u{7}\n"), 3, "U+0007");
+    // trailing / leading C0 that `trim` would silently drop are refused too
+    rejects(&playbook("-- description: ok\u{c}\n"), 3, "U+000C");
+    rejects(&playbook("-- description: \u{85}ok\n"), 3, "U+0085");
+    // the first key line too, before anything else is said about it
+    rejects(
+        "-- repair: fix\u{7}_it\n-- title: t\nSELECT 1;\n",
+        1,
+        "repair contains",
+    );
+    // an unknown key with a hostile value: the control character is what is reported
+    rejects(
+        &playbook("-- owner: \u{1b}[2J\n"),
+        3,
+        "owner contains a control character",
+    );
+}
+
+#[test]
+fn bidi_overrides_anywhere_in_the_header_are_refused() {
+    for c in [
+        '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}',
+    ] {
+        let escaped = format!("\\u{:04x}", c as u32);
+        let e = rejects(
+            &format!("-- repair: fix_it\n-- title: Add index {c}on orders\nSELECT 1;\n"),
+            2,
+            &format!(
+                "a bidirectional override character U+{:04X} (shown as {escaped})",
+                c as u32
+            ),
+        );
+        assert!(!e.message.contains(c));
+        rejects(&check(&format!("-- description: x{c}\n")), 3, &escaped);
+    }
+}
+
+#[test]
+fn spaces_and_tabs_around_a_value_stay_allowed() {
+    // The format trims them; they were never part of a value, so existing files still parse
+    // to the same hash.
+    let a = parse("-- repair:\tfix_it\t\n--\ttitle \t: \t Fix it \t\nSELECT 1;\n").unwrap();
+    let b = parse("-- repair: fix_it\n-- title: Fix it\nSELECT 1;\n").unwrap();
+    assert_eq!(a.hash(), b.hash());
+    // non-ASCII text is fine
+    parse("-- repair: fix_it\n-- title: Ré-index 漢字 ✓\nSELECT 1;\n").unwrap();
+}
+
+#[test]
+fn control_characters_in_the_body_do_not_fail_the_parse() {
+    // The body is the lint's business (a finding with a position), not a parse error; its hash
+    // is unchanged by this feature.
+    let p = parse_playbook("-- repair: fix_it\n-- title: t\nSELECT '\u{7}';\n").unwrap();
+    assert_eq!(p.sql, "SELECT '\u{7}';");
+}
+
+#[test]
+fn a_waiver_cannot_name_the_control_character_rules() {
+    rejects(
+        &playbook("-- waive: control-character until 2030-01-01 because trust me\n"),
+        3,
+        "`control-character` cannot be waived",
+    );
+    rejects(
+        &playbook("-- waive: control-character-in-literal until 2030-01-01 because x\n"),
+        3,
+        "cannot be waived",
+    );
+}

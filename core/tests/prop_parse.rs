@@ -1,7 +1,7 @@
 //! `parse` is total (any input: a value or an error on a real line, never a panic), and a parsed
 //! file's hash ignores line-ending style and trailing whitespace.
 
-use pg_repair_core::{parse, Source};
+use pg_repair_core::{parse, text_safety, Source};
 use proptest::prelude::*;
 
 /// Lines as the parser counts them: `\r\n`, `\r` and `\n` end a line; a final one adds none.
@@ -29,6 +29,18 @@ fn check_total(text: &str) -> Result<(), TestCaseError> {
             prop_assert_eq!(again, Ok(source.clone()));
             prop_assert!(source.body_line() >= 1);
             prop_assert!(!source.sql().is_empty());
+            // No header field of a parsed file holds a control or bidi character: the canonical
+            // JSON minus the body is all header values.
+            let mut fields: serde_json::Value =
+                serde_json::from_str(&source.canonical_json()).unwrap();
+            fields.as_object_mut().unwrap().remove("sql");
+            prop_assert!(
+                !strings(&fields)
+                    .iter()
+                    .any(|s| s.chars().any(text_safety::is_unsafe)),
+                "unsafe character in a header field: {}",
+                fields
+            );
         }
         Err(e) => {
             let last = text
@@ -45,6 +57,16 @@ fn check_total(text: &str) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// Every string in a JSON document (serde_json's own text would escape C0 characters).
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().flat_map(strings).collect(),
+        serde_json::Value::Object(m) => m.values().flat_map(strings).collect(),
+        _ => vec![],
+    }
 }
 
 const KEYS: &[&str] = &[
@@ -96,6 +118,12 @@ const VALUES: &[&str] = &[
     "nope until 2030-01-01 because x",
     "é漢😀",
     "\u{0}\u{1}\t",
+    "a\tb",
+    "evil \u{1b}[31mRED\u{1b}[0m \u{1b}]0;pwned\u{7} title",
+    "x\u{202e}y",
+    "fix_it\u{2066}",
+    "\u{85}staging",
+    "staging\u{c}",
 ];
 
 fn header_line() -> impl Strategy<Value = String> {

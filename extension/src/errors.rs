@@ -123,6 +123,9 @@ pub fn log_refusal(
         "reason": reason.map(|r| bounded(r, 200)),
         "message": bounded(&e.message, 500),
     });
+    // JSON escapes C0 characters but not DEL, C1 or bidi ones: escape those too, so a hostile
+    // reason cannot act on a terminal that tails the server log.
+    let line = pg_repair_core::text_safety::json_escape_unsafe(&line.to_string()).into_owned();
     log_line(&format!("pg_repair refusal: {line}"));
 }
 

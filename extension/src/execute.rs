@@ -33,6 +33,7 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     guards::environment(role, req.confirm_prod)?;
     guards::executor()?;
     let reason = guards::reason(req.reason)?;
+    guards::request_id(req.request_id)?;
     let current = as_definer(|| {
         lock_playbook(req.id)?;
         Ok(registry::load(req.id))
@@ -78,7 +79,19 @@ pub fn today() -> String {
 
 /// Guard 7: error findings not lifted by a waiver valid today.
 pub fn lint_guard(current: &Current) -> Result<()> {
-    let blocking = lint::blocking(&current.lint, &current.waivers(), &today());
+    let mut blocking = lint::blocking(&current.lint, &current.waivers(), &today());
+    // Hidden characters are scanned again from the stored body rather than trusted to the stored
+    // findings: a row written by an older version (or by hand) must not run them either. They
+    // cannot be waived.
+    for f in lint::hidden_characters(current.sql(), current.body_line) {
+        let f = f.to_json();
+        let known = blocking
+            .iter()
+            .any(|b| b["rule"] == f["rule"] && b["line"] == f["line"] && b["col"] == f["col"]);
+        if f["severity"] == "error" && !known {
+            blocking.push(f);
+        }
+    }
     let Some(first) = blocking.first() else {
         return Ok(());
     };

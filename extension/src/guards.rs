@@ -3,6 +3,7 @@
 
 use crate::errors::{Kind, RepairError, Result};
 use crate::{gucs, identity};
+use pg_repair_core::text_safety;
 use pgrx::pg_sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +135,26 @@ pub fn executor() -> Result<()> {
 
 pub const MAX_REASON: usize = 500;
 
-/// Guard 4: a non-blank reason of at most 500 characters.
+/// Guard 4: a reason of at most 500 characters with visible text and no control or bidi
+/// character (the header-value rule of pg_repair_core::text_safety): it is shown to operators
+/// and auditors, so it must read as what it is.
 pub fn reason(reason: Option<&str>) -> Result<String> {
-    let r = reason.map(str::trim).unwrap_or("");
-    if r.is_empty() {
+    let raw = reason.unwrap_or("");
+    // Line breaks and tabs at the ends are trimmed like spaces; inside, they are refused.
+    if let Err(found) = text_safety::check_field(raw.trim_matches([' ', '\t', '\n', '\r'])) {
+        return Err(RepairError::new(
+            Kind::ReasonRequired,
+            format!(
+                "the reason contains {} at character {}",
+                found.describe(),
+                found.index + 1
+            ),
+        )
+        .detail("A reason is one line of plain text: no control characters (tabs and line breaks included) and no bidirectional overrides.")
+        .hint("Write the reason again as plain text."));
+    }
+    let r = raw.trim();
+    if !text_safety::has_visible_text(r) {
         return Err(
             RepairError::new(Kind::ReasonRequired, "a reason is required")
                 .detail("Every run is audited with the reason it was made.")
@@ -154,6 +171,24 @@ pub fn reason(reason: Option<&str>) -> Result<String> {
         .hint("Shorten the reason; link to the ticket for details."));
     }
     Ok(r.to_string())
+}
+
+/// request_id follows the same rule as a reason (it is recorded and shown); not a guard of its
+/// own, so it fails with 22023 like any invalid argument.
+pub fn request_id(request_id: Option<&str>) -> Result<()> {
+    let Some(id) = request_id else { return Ok(()) };
+    match text_safety::check_field(id) {
+        Ok(()) => Ok(()),
+        Err(found) => Err(RepairError::new(
+            Kind::InvalidArgument,
+            format!(
+                "request_id contains {} at character {}",
+                found.describe(),
+                found.index + 1
+            ),
+        )
+        .hint("Pass a request id of plain text (e.g. a ticket or change number).")),
+    }
 }
 
 /// Guard 5 (environment part): the declared role is one of the playbook's environments.

@@ -2,7 +2,7 @@
 //! classified against the rules (classify.rs), positions in file coordinates; and waivers.
 
 use crate::{classify, sqlparse};
-use pg_repair_core::{severity_of, Severity, Waiver};
+use pg_repair_core::{severity_of, text_safety, Severity, Waiver};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,12 +115,34 @@ pub fn lint_check(sql: &str, body_line: u32) -> Vec<Finding> {
     findings
 }
 
+/// Control and bidi characters in a body (text_safety): in code an error, inside a string
+/// literal or comment a warning whose message shows the escape.
+pub fn hidden_characters(sql: &str, body_line: u32) -> Vec<Finding> {
+    text_safety::scan_body(sql)
+        .into_iter()
+        .map(|hit| Finding {
+            rule: hit.rule(),
+            severity: if hit.is_error() {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            statement: None,
+            line: hit.line + body_line - 1,
+            col: hit.col,
+            message: hit.message(),
+        })
+        .collect()
+}
+
 /// Findings for a parsed source, by kind.
 pub fn lint_source(source: &pg_repair_core::Source) -> Vec<Finding> {
-    match source {
+    let mut findings = hidden_characters(source.sql(), source.body_line());
+    findings.extend(match source {
         pg_repair_core::Source::Check(c) => lint_check(&c.sql, c.body_line),
         other => lint_body(other.sql(), other.body_line()),
-    }
+    });
+    findings
 }
 
 /// Findings stored as jsonb back into (rule, severity) pairs, for guard 7 and preview.

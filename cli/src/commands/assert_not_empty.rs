@@ -44,9 +44,9 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
     if ctx.json {
         output::emit_json(&json!({"database": db, "user_tables": n, "empty": n == 0}));
     } else if n == 0 {
-        errln!("pgrepair: database {db} has no user tables");
+        output::eprint_human(&format!("pgrepair: database {db} has no user tables"));
     } else {
-        output::emit(&format!(
+        output::emit_human(&format!(
             "database {db} has {n} user table{}",
             if n == 1 { "" } else { "s" }
         ));

@@ -70,7 +70,7 @@ pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
         (Some(e), Some(false)) => out.push_str(&format!("expected head {e}: MISMATCH\n")),
         _ => {}
     }
-    output::emit(&out);
+    output::emit_human(&out);
 
     if !ok {
         let mut msg = "audit trail does not verify".to_string();
@@ -86,14 +86,14 @@ pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
         if !problem.is_empty() {
             msg.push_str(&format!(" ({problem})"));
         }
-        errln!("pgrepair: {msg}");
+        output::eprint_human(&format!("pgrepair: {msg}"));
     }
     if head_matches == Some(false) {
-        errln!(
+        output::eprint_human(&format!(
             "pgrepair: audit head mismatch: expected {}, current {}",
             expect.unwrap_or_default(),
             head.as_deref().unwrap_or("(none)")
-        );
+        ));
     }
     Ok(code)
 }

@@ -32,7 +32,7 @@ pub fn capture(ctx: &Ctx, label: &str, tables: &[String]) -> Result<i32, CliErro
         }));
         return Ok(exit::OK);
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "baseline {label}: {} table{}, {total} row{} counted",
         rows.len(),
         if rows.len() == 1 { "" } else { "s" },
@@ -58,7 +58,7 @@ pub fn verify(ctx: &Ctx, label: &str) -> Result<i32, CliError> {
         return Ok(code);
     }
     if rows.is_empty() {
-        output::emit(&format!("baseline {label}: no drift"));
+        output::emit_human(&format!("baseline {label}: no drift"));
         return Ok(code);
     }
     let mut table = output::table(["table", "status", "before", "after"]);
@@ -71,7 +71,7 @@ pub fn verify(ctx: &Ctx, label: &str) -> Result<i32, CliError> {
             field(r, "after"),
         ]);
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "{table}\nbaseline {label}: drift in {} table{}",
         rows.len(),
         if rows.len() == 1 { "" } else { "s" }

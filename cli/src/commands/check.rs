@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, tags: &[String]) -> Result<i32, CliError> {
             output::ellipsize(&field(c, "error"), 60),
         ]);
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "{table}\nrun {run_id}\ndecision: {decision}  score: {score}"
     ));
     Ok(code)

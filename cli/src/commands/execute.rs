@@ -239,7 +239,7 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             .to_string(),
         );
     }
-    output::emit(&out);
+    output::emit_human(&out);
     if too_late {
         errln!("pgrepair: Ctrl-C came too late: the run had already completed");
     }
@@ -270,7 +270,7 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         if !ec.is_empty() {
             msg.push_str(&format!(" [SQLSTATE {ec}]"));
         }
-        errln!("{}", CliError::Failed(msg).human_lines().join("\n"));
+        output::eprint_human(&CliError::Failed(msg).human_lines().join("\n"));
     }
     Ok(code)
 }

@@ -43,6 +43,6 @@ pub fn run(ctx: &Ctx, confirm_prod: bool) -> Result<i32, CliError> {
     for w in &warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
-    output::emit(&out);
+    output::emit_human(&out);
     Ok(exit::OK)
 }

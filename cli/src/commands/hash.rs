@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, files: &[PathBuf]) -> Result<i32, CliError> {
         ));
     }
     if !text.is_empty() {
-        output::emit(&text);
+        output::emit_human(&text);
     }
     if errors.is_empty() {
         Ok(exit::OK)

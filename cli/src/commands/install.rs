@@ -73,11 +73,11 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<i32, CliError> {
         let server_hash = output::field(r, "hash");
         let local_hash = s.source.hash();
         if !server_hash.is_empty() && server_hash != local_hash {
-            errln!(
+            output::eprint_human(&format!(
                 "pgrepair: warning: {}: server hash {server_hash} differs from local hash \
                  {local_hash} (pgrepair and the extension are different versions?)",
                 s.file
-            );
+            ));
         }
     }
 
@@ -127,7 +127,7 @@ pub fn run(ctx: &Ctx, dir: &Path) -> Result<i32, CliError> {
             summary.push(format!("{n} {k}"));
         }
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "{table}\n{} file{} registered: {}",
         sources.len(),
         if sources.len() == 1 { "" } else { "s" },

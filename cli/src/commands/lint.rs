@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pg_repair_core::text_safety;
 use postgres::Client;
 use serde_json::{json, Value};
 
@@ -145,17 +146,20 @@ impl Printer {
 
     fn finding(&mut self, file: &str, f: &Finding) {
         self.begin(file);
-        if f.severity == "warning" {
-            self.warnings += 1;
-        } else {
-            self.errors += 1;
+        // `waived`: an error a current waiver of the file lifts; shown, never counted as an error.
+        match f.severity.as_str() {
+            "warning" => self.warnings += 1,
+            "waived" => {}
+            _ => self.errors += 1,
         }
         let n = self.open.unwrap_or(0);
         self.open = Some(n + 1);
         if self.json {
             self.out
                 .write_str(if n == 0 { "\n      " } else { ",\n      " });
-            self.out.write_str(&finding_json(f).to_string());
+            self.out.write_str(&text_safety::json_escape_unsafe(
+                &finding_json(f).to_string(),
+            ));
         } else {
             self.out.line(&finding_line(file, f));
         }

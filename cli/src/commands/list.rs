@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        output::emit("no playbooks registered (pgrepair install DIR registers them)");
+        output::emit_human("no playbooks registered (pgrepair install DIR registers them)");
         return Ok(exit::OK);
     }
     let mut table = output::table([
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             output::ellipsize(&output::field(r, "title"), 60),
         ]);
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "{table}\n{} playbook{} (full hashes: pgrepair preview ID, or --json)",
         rows.len(),
         if rows.len() == 1 { "" } else { "s" }

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32, CliError> {
     if ctx.json {
         output::emit_json(&p);
     } else {
-        output::emit(&render(&p));
+        output::emit_human(&render(&p));
     }
     Ok(exit::OK)
 }

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, playbook: Option<&str>, limit: u32) -> Result<i32, CliErro
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        output::emit(&match playbook {
+        output::emit_human(&match playbook {
             Some(id) => format!("no runs of {id} recorded"),
             None => "no runs recorded".to_string(),
         });
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, playbook: Option<&str>, limit: u32) -> Result<i32, CliErro
             error,
         ]);
     }
-    output::emit(&format!(
+    output::emit_human(&format!(
         "{table}\n{} run{} shown, newest first",
         rows.len(),
         if rows.len() == 1 { "" } else { "s" }

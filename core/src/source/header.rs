@@ -4,6 +4,7 @@ use super::layout::{HeaderLine, Layout};
 use super::values::{self, shown};
 use super::{Check, ParseError, Playbook, Waiver};
 use crate::suggest::{close_matches, or_list};
+use crate::text_safety;
 use std::collections::HashMap;
 
 /// Header keys a playbook file may use, in the order they are usually written.
@@ -75,6 +76,27 @@ fn unknown_key(kind: &str, key: &str, valid: &[&str]) -> String {
     message
 }
 
+/// Header values are plain one-line text: no control character (tab included, except the spaces
+/// and tabs around the value, which are trimmed) and no bidirectional override anywhere on the
+/// line. Checked before anything else on the line, so a hostile value is never echoed.
+fn plain_text(h: &HeaderLine<'_>) -> Result<(), ParseError> {
+    let inner = h.raw_value.trim_matches([' ', '\t']);
+    let lead = h.raw_value.len() - h.raw_value.trim_start_matches([' ', '\t']).len();
+    let Err(found) = text_safety::check_field(inner) else {
+        return Ok(());
+    };
+    // The prefix before the value is ASCII, so byte offsets there are columns.
+    let col = u64::from(h.raw_value_col) + lead as u64 + found.index as u64;
+    Err(err(
+        h.line,
+        format!(
+            "{} contains {} at column {col}: header values are plain one-line text; remove it",
+            h.key,
+            found.describe()
+        ),
+    ))
+}
+
 fn missing(layout: &Layout<'_>, kind: &str, keys: &[(&str, &str)]) -> ParseError {
     let lines: Vec<String> = keys
         .iter()
@@ -107,6 +129,7 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
     let mut waived_on: HashMap<String, u32> = HashMap::new();
 
     for h in &layout.header {
+        plain_text(h)?;
         admission.admit("playbook", h, PLAYBOOK_KEYS)?;
         let at = |message: String| err(h.line, message);
         match h.key {
@@ -177,6 +200,7 @@ pub(super) fn check(layout: &Layout<'_>) -> Result<Check, ParseError> {
     let mut tags = Vec::new();
 
     for h in &layout.header {
+        plain_text(h)?;
         admission.admit("check", h, CHECK_KEYS)?;
         let at = |message: String| err(h.line, message);
         match h.key {

@@ -6,6 +6,10 @@ pub(super) struct HeaderLine<'a> {
     pub line: u32,
     pub key: &'a str,
     pub value: &'a str,
+    /// Everything after the `:`, untrimmed, and the 1-based column (in characters) where it
+    /// starts: what the control-character check looks at.
+    pub raw_value: &'a str,
+    pub raw_value_col: u32,
 }
 
 #[derive(Debug)]
@@ -34,11 +38,18 @@ pub(super) fn layout(source: &str) -> Layout<'_> {
     let mut end = start;
     while let Some(text) = lines.get(end) {
         match header_line(text) {
-            Some((key, value)) => header.push(HeaderLine {
-                line: line_no(end),
-                key,
-                value,
-            }),
+            Some((key, value)) => {
+                // The key and the separators before the `:` are ASCII without `:`, so the first
+                // `:` is the separator.
+                let colon = text.find(':').unwrap_or(text.len().saturating_sub(1));
+                header.push(HeaderLine {
+                    line: line_no(end),
+                    key,
+                    value,
+                    raw_value: &text[colon + 1..],
+                    raw_value_col: u32::try_from(colon + 2).unwrap_or(u32::MAX),
+                })
+            }
             None => break,
         }
         end += 1;

@@ -352,6 +352,12 @@ fn check_rule(rule: &str) -> Result<(), String> {
     if RULES.iter().any(|(id, _)| *id == rule) {
         return Ok(());
     }
+    if crate::rules::UNWAIVABLE.iter().any(|(id, _)| *id == rule) {
+        return Err(format!(
+            "`{rule}` cannot be waived: remove the hidden character, or write it as an escape \
+             inside a string literal (E'\\u202e', chr(8238))"
+        ));
+    }
     let ids: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
     let close = close_matches(rule, &ids);
     let advice = if close.is_empty() {
