@@ -175,9 +175,11 @@ pub enum Command {
 
     /// Run the validation checks and print the GO / HOLD / NO-GO decision.
     ///
-    /// Calls repair.run_checks(): the built-in checks always run (builtin.fk_type_mismatch,
-    /// builtin.fk_missing_index, builtin.invalid_index, builtin.table_without_pk), plus the
-    /// registered check files whose tags overlap --tag (all of them without --tag). The run is
+    /// Calls repair.run_checks(): without --tag every check runs, the built-ins
+    /// (builtin.fk_type_mismatch, builtin.fk_missing_index, builtin.invalid_index,
+    /// builtin.table_without_pk) and every registered check file. With --tag only the checks
+    /// carrying one of the tags run; the built-ins carry `builtin` plus a category (`fk`,
+    /// `index`, `schema`), so `--tag builtin` or `--tag fk` selects them. The run is
     /// recorded; repair.decision() gives GO (all pass), HOLD (only 1-2 important failures) or
     /// NO-GO (any critical failure, or 3+ important), and the score passed/total.
     ///
@@ -193,7 +195,7 @@ pub enum Command {
     ///   pgrepair --json check | jq '.checks[] | select(.status == "FAIL")'
     #[command(verbatim_doc_comment)]
     Check {
-        /// Run the registered checks with this tag (repeatable); built-ins always run.
+        /// Run only the checks with this tag (repeatable); built-ins: `builtin`, `fk`, `index`, `schema`.
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
     },

@@ -286,3 +286,43 @@ fn without_execute_on_lint_it_is_a_server_error() {
     assert!(err.starts_with(&format!("pgrepair: {file}: ")), "{err}");
     assert!(err.contains("[SQLSTATE 42501]"), "{err}");
 }
+
+#[test]
+fn waived_findings_are_shown_as_waived_and_exit_0_expired_ones_are_errors() {
+    let c = Cluster::shared();
+    let db = lint_db(c, "lint_waived");
+    let dir = tempfile::tempdir().unwrap();
+    let src = "-- repair: waived_one\n-- title: t\n\
+               -- waive: require-if-not-exists until 2099-12-31 because legacy table, TICKET-7\n\
+               CREATE TABLE public.legacy (id int);\n";
+    let file = write(dir.path(), "waived.sql", src.as_bytes());
+    let out = lint_as_carol(c, &db).arg(&file).output().unwrap();
+    expect_code(&out, 0);
+    let text = stdout_of(&out);
+    assert!(text.contains("waived[require-if-not-exists]"), "{text}");
+    assert!(text.contains("TICKET-7"), "{text}");
+    assert!(!text.contains("error[require-if-not-exists]"), "{text}");
+
+    let expired = write(
+        dir.path(),
+        "expired.sql",
+        src.replace("2099-12-31", "2001-01-01").as_bytes(),
+    );
+    let out = lint_as_carol(c, &db).arg(&expired).output().unwrap();
+    expect_code(&out, 1);
+    assert!(
+        stdout_of(&out).contains("error[require-if-not-exists]"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    let out = pgrepair()
+        .arg("--dsn")
+        .arg(c.url(&db, "carol"))
+        .args(["--json", "lint", &file])
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["findings"][0]["severity"], "waived", "{v}");
+}

@@ -37,7 +37,8 @@ fn check_total(text: &str) -> Result<(), TestCaseError> {
             prop_assert!(
                 !strings(&fields)
                     .iter()
-                    .any(|s| s.chars().any(text_safety::is_unsafe)),
+                    // line feeds join repeated description lines
+                    .any(|s| s.chars().any(|c| c != '\n' && text_safety::is_unsafe(c))),
                 "unsafe character in a header field: {}",
                 fields
             );

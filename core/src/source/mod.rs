@@ -202,7 +202,7 @@ fn nul_byte(source: &str, at: usize) -> ParseError {
     }
     ParseError {
         line,
-        message: "the file contains a NUL byte (U+0000), which PostgreSQL text cannot hold \
+        message: "the file contains a NUL byte (U+0000, shown as \\x00), which PostgreSQL text cannot hold \
                   (the server refuses it with SQLSTATE 22021): remove it"
             .to_string(),
     }
