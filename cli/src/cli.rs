@@ -333,10 +333,11 @@ pub enum AuditCommand {
     /// Example:
     ///   pgrepair audit verify
     ///   pgrepair audit verify --expect-head 9b1d…c4
+    ///   pgrepair audit verify --expect-head pinned-head.txt
     #[command(verbatim_doc_comment)]
     Verify {
-        /// The audit head you pinned earlier.
-        #[arg(long, env = "PGREPAIR_EXPECT_HEAD", value_name = "HASH")]
+        /// The audit head you pinned earlier: the 64 hex digits, or a file holding them.
+        #[arg(long, env = "PGREPAIR_EXPECT_HEAD", value_name = "HASH|FILE")]
         expect_head: Option<String>,
     },
 }

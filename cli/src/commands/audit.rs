@@ -11,7 +11,33 @@ use crate::output::{self, field};
 const VERIFY_SQL: &str = "SELECT to_jsonb(v) FROM repair.verify_audit() AS v";
 const HEAD_SQL: &str = "SELECT repair.audit_head()::text";
 
+/// `--expect-head` is the head itself (64 hex digits) or a file holding it (its first 64-hex
+/// word, e.g. a file written by `pgrepair audit verify --json | jq -r .head > FILE`).
+fn expected_head(value: Option<&str>) -> Result<Option<String>, CliError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let is_head = |w: &str| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_head(value) {
+        return Ok(Some(value.to_ascii_lowercase()));
+    }
+    let text = std::fs::read_to_string(value).map_err(|e| {
+        CliError::Usage(format!(
+            "--expect-head {value}: neither a 64-hex-digit head nor a readable file ({e})"
+        ))
+    })?;
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| is_head(w))
+        .map(|w| Some(w.to_ascii_lowercase()))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--expect-head {value}: the file holds no 64-hex-digit audit head"
+            ))
+        })
+}
+
 pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
+    let expect_owned = expected_head(expect_head)?;
     let mut client = ctx.connect()?;
     let rows = json_rows(&mut client, VERIFY_SQL, &[])?;
     let v = rows
@@ -24,7 +50,7 @@ pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
         .map_err(|e| CliError::from_pg(e, None))?;
 
     let ok = v.get("ok") == Some(&Value::Bool(true));
-    let expect = expect_head.map(str::trim).filter(|h| !h.is_empty());
+    let expect = expect_owned.as_deref();
     let head_matches = expect.map(|e| head.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(e)));
     let code = if ok && head_matches != Some(false) {
         exit::OK
@@ -58,6 +84,14 @@ pub fn verify(ctx: &Ctx, expect_head: Option<&str>) -> Result<i32, CliError> {
             let val = field(&v, key);
             if !val.is_empty() {
                 out.push_str(&format!("  {label:<14}{val}\n"));
+            }
+        }
+        // every broken link, not only the first
+        let problems = v.get("problems").and_then(Value::as_array);
+        if let Some(problems) = problems.filter(|p| p.len() > 1) {
+            out.push_str(&format!("  {} problems:\n", problems.len()));
+            for p in problems {
+                out.push_str(&format!("  - {}\n", field(p, "problem")));
             }
         }
     }
