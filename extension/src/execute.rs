@@ -33,7 +33,6 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     guards::environment(role, req.confirm_prod)?;
     guards::executor()?;
     let reason = guards::reason(req.reason)?;
-    guards::request_id(req.request_id)?;
     let current = as_definer(|| {
         lock_playbook(req.id)?;
         Ok(registry::load(req.id))
@@ -63,6 +62,8 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     guards::playbook_environment(req.id, role, &current.list("environments"))?;
     guards::hash(req.expected_hash, &current.hash)?;
     lint_guard(&current)?;
+    // Not a guard: an invalid request id (22023) comes after every guard's refusal.
+    guards::request_id(req.request_id)?;
     Ok((role, reason, current))
 }
 
@@ -338,6 +339,23 @@ fn fire_pending_deferred() {
     }
 }
 
+/// Names of the cursors (portals) open in this session, e.g. a PL/pgSQL `OPEN` leaves one.
+fn open_cursors() -> Vec<String> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT name FROM pg_catalog.pg_cursors ORDER BY name",
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.get::<String>(1)?.unwrap_or_default());
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .expect("open cursors")
+}
+
 fn run_statements(plan: &RunPlan) -> Outcome {
     let RunPlan {
         statements,
@@ -355,6 +373,7 @@ fn run_statements(plan: &RunPlan) -> Outcome {
         let _caller = AsUser::switch(unsafe { pg_sys::GetOuterUserId() }, false);
         fire_pending_deferred();
     }
+    let cursors_before = open_cursors();
     timeout::reset();
     let capture = ErrCodeCapture::push();
     let res = in_subxact(|| {
@@ -384,6 +403,21 @@ fn run_statements(plan: &RunPlan) -> Outcome {
                 fire_pending_deferred();
                 drop(timer);
                 pgrx::check_for_interrupts!();
+                // A cursor left open would run its query when fetched, after the run: refused
+                // (the rollback of the run closes it).
+                let left: Vec<String> = open_cursors()
+                    .into_iter()
+                    .filter(|c| !cursors_before.contains(c))
+                    .collect();
+                if !left.is_empty() {
+                    std::panic::panic_any(RepairError::new(
+                        Kind::RuntimeBlocked,
+                        format!(
+                            "the playbook left cursor {} open (ban-cursor): its query would run when fetched, after the run",
+                            crate::errors::bounded(&left.join(", "), 200)
+                        ),
+                    ));
+                }
             });
             if timeout::fired() {
                 std::panic::panic_any(TimedOut);

@@ -175,8 +175,21 @@ pub fn reason(reason: Option<&str>) -> Result<String> {
 
 /// request_id follows the same rule as a reason (it is recorded and shown); not a guard of its
 /// own, so it fails with 22023 like any invalid argument.
+pub const MAX_REQUEST_ID: usize = 200;
+
 pub fn request_id(request_id: Option<&str>) -> Result<()> {
     let Some(id) = request_id else { return Ok(()) };
+    let n = id.chars().count();
+    if n > MAX_REQUEST_ID {
+        return Err(RepairError::new(
+            Kind::InvalidArgument,
+            format!("the request_id is {n} characters long"),
+        )
+        .detail(format!(
+            "A request id may be at most {MAX_REQUEST_ID} characters."
+        ))
+        .hint("Pass a short ticket or change number."));
+    }
     match text_safety::check_field(id) {
         Ok(()) => Ok(()),
         Err(found) => Err(RepairError::new(
@@ -215,7 +228,7 @@ pub fn hash(expected: Option<&str>, registered: &str) -> Result<()> {
     let shown = if given.is_empty() {
         "(none)".to_string()
     } else {
-        given
+        crate::errors::bounded(&given, 80)
     };
     Err(RepairError::new(
         Kind::HashMismatch,

@@ -44,6 +44,7 @@ pub fn lock_playbook(id: &str) -> Result<()> {
             pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false);
         })
     });
+    let id = crate::errors::bounded(id, 80);
     let outcome = match res {
         Ok(()) => Ok(()),
         Err(e) => Err(match caught_sqlstate(&e).as_str() {

@@ -166,8 +166,12 @@ pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
 }
 
 pub fn unknown(id: &str) -> RepairError {
-    RepairError::new(Kind::UnknownPlaybook, format!("no playbook {id}"))
-        .hint("See repair.playbooks for the registered ids; register the file first.")
+    // The id is the caller's text: bounded, so a 10 MB id is not a 10 MB error.
+    RepairError::new(
+        Kind::UnknownPlaybook,
+        format!("no playbook {}", crate::errors::bounded(id, 80)),
+    )
+    .hint("See repair.playbooks for the registered ids; register the file first.")
 }
 
 /// The current (newest) version of a playbook or check.
