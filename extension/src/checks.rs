@@ -143,16 +143,21 @@ fn spec_of(stored: registry::Current) -> Spec {
 /// Runs one check. Registered checks run as the session user; built-ins (our own catalog
 /// queries) as the definer with a pinned search_path. Either way read-only, rolled back, and
 /// under the statement timeout. An error is a FAIL with the error.
+/// A check that may not run: FAIL with why, so it counts against the decision.
+fn not_run(spec: &Spec, why: &str) -> CheckResult {
+    CheckResult {
+        check_id: spec.id.clone(),
+        severity: spec.severity.clone(),
+        status: "FAIL",
+        violations: 0,
+        sample: json!([]),
+        error: Some(why.chars().take(1000).collect()),
+    }
+}
+
 fn evaluate(spec: &Spec) -> CheckResult {
     if let Some(why) = &spec.rejected {
-        return CheckResult {
-            check_id: spec.id.clone(),
-            severity: spec.severity.clone(),
-            status: "FAIL",
-            violations: 0,
-            sample: json!([]),
-            error: Some(why.chars().take(1000).collect()),
-        };
+        return not_run(spec, why);
     }
     // The query sits on lines of its own, so a trailing line comment ends with its line. It
     // parsed alone as exactly one SELECT; the wrapped text must parse as exactly one statement
