@@ -636,7 +636,7 @@ fn log_head_writes_every_new_head_to_the_server_log() {
     }
     assert_eq!(logged.last(), Some(&head3));
     // off (the default): nothing more is written
-    c.set_conf(&[("repair.log_head", None)]);
+    c.set_conf(&[("repair.log_head", Some("off"))]);
     let start = c.log().len();
     let mut a = c.connect(&db, "alice");
     let pid: i32 = one(&mut a, "SELECT pg_backend_pid()");
