@@ -214,19 +214,6 @@ fn check_injection_never_runs() {
             &format!("SELECT lint_errors FROM repair.playbooks WHERE id = '{id}'"),
         );
         assert!(errors >= 1, "{id}: registered without a lint error");
-        if let Some(rule) = rule {
-            let src = check_file(id, body);
-            let rules: Vec<(String, String)> = carol
-                .query("SELECT rule, severity FROM repair.lint($1)", &[&src])
-                .unwrap()
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            assert!(
-                rules.iter().any(|(r, s)| r == rule && s == "error"),
-                "{id}: {rules:?}"
-            );
-        }
     }
     // lint-clean controls, and a valid SELECT ending in a comment (it returns a row: FAIL)
     register(&mut carol, &check_file("ok_plain", "SELECT 1 WHERE false;"));
@@ -278,6 +265,21 @@ fn check_injection_never_runs() {
         ),
         0
     );
+    // the rule that rejects them (checked last: the security assertions above come first)
+    for (id, body, rule) in rejected {
+        let Some(rule) = rule else { continue };
+        let src = check_file(id, body);
+        let rules: Vec<(String, String)> = carol
+            .query("SELECT rule, severity FROM repair.lint($1)", &[&src])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(
+            rules.iter().any(|(r, s)| r == rule && s == "error"),
+            "{id}: {rules:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
