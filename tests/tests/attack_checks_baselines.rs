@@ -207,7 +207,7 @@ fn check_injection_never_runs() {
     ];
     let mut carol = c.connect(&db, "carol");
     let mut su = c.connect(&db, "postgres");
-    for (id, body, rule) in rejected {
+    for (id, body, _) in rejected {
         register(&mut carol, &check_file(id, body));
         let errors: i32 = one(
             &mut su,
