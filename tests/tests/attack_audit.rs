@@ -651,3 +651,72 @@ fn log_head_writes_every_new_head_to_the_server_log() {
         e.code().code()
     );
 }
+
+/// `pgrepair audit verify --expect-head FILE`: 0 when the file holds the current head, 1 when
+/// it does not. Uses the CLI binary of this workspace (`cargo build -p pgrepair` first), or
+/// $PGREPAIR_BIN.
+#[test]
+fn cli_expect_head_reads_the_pinned_head_from_a_file() {
+    let c = Cluster::shared();
+    let db = with_history(c, "atk_expect_head", 2);
+    let bin = std::env::var("PGREPAIR_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| pg_repair_tests::repo_root().join("target/debug/pgrepair"));
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p pgrepair`",
+        bin.display()
+    );
+    let head: String = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT repair.audit_head()",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("head.txt");
+    std::fs::write(&good, format!("{head}\n")).unwrap();
+    let bad = dir.path().join("stale.txt");
+    std::fs::write(&bad, format!("{}\n", "0".repeat(64))).unwrap();
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(&bin)
+            .env_remove("PGREPAIR_EXPECT_HEAD")
+            .env_remove("RUST_BACKTRACE")
+            .args([
+                "--dsn",
+                &c.url(&db, "dave"),
+                "audit",
+                "verify",
+                "--expect-head",
+            ])
+            .arg(file)
+            .output()
+            .expect("run pgrepair")
+    };
+    let out = run(&good);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "matching head: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&bad);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // a new run moves the head: the pinned file no longer matches
+    let hash: String = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT hash FROM repair.playbooks WHERE id = 'hist_a'",
+    );
+    execute(
+        &mut c.connect(&db, "alice"),
+        "hist_a",
+        &hash,
+        "after pinning",
+    )
+    .unwrap();
+    assert_eq!(run(&good).status.code(), Some(1));
+}
