@@ -194,7 +194,7 @@ fn verify_audit_reports_every_broken_link_with_table_and_row() {
         "UPDATE repair.runs SET reason = 'innocent' WHERE run_id = '{run_a}';
          UPDATE repair.runs SET status = 'SUCCESS', reason = 'nothing to see' WHERE run_id = '{run_b}';
          UPDATE repair.registry_events SET session_user_name = 'mallory' WHERE event_id = '{event}';
-         UPDATE repair.check_results SET status = 'PASS', violation_count = 0 WHERE result_id = '{result}';"
+         UPDATE repair.check_results SET status = 'FAIL', violation_count = 42 WHERE result_id = '{result}';"
     ))
     .unwrap();
     enable_triggers(c, &db, &["runs", "registry_events", "check_results"]);
@@ -437,6 +437,19 @@ fn protection_follows_membership_not_the_name() {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let enabled_before: Vec<String> = su
+        .query(
+            &format!("SELECT evtenabled::text FROM pg_event_trigger WHERE evtname IN ({EXT_EVENT_TRIGGERS}) ORDER BY oid"),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        enabled_before.iter().all(|s| s != "D"),
+        "{enabled_before:?}"
+    );
     // a superuser renames them behind the hook's back (catalog edit), then tries again
     for (i, name) in names.iter().enumerate() {
         su.batch_execute(&format!(
@@ -463,7 +476,7 @@ fn protection_follows_membership_not_the_name() {
     }
     let states: Vec<String> = su
         .query(
-            &format!("SELECT evtenabled::text FROM pg_event_trigger WHERE evtname IN ({EXT_EVENT_TRIGGERS})"),
+            &format!("SELECT evtenabled::text FROM pg_event_trigger WHERE evtname IN ({EXT_EVENT_TRIGGERS}) ORDER BY oid"),
             &[],
         )
         .unwrap()
@@ -471,7 +484,10 @@ fn protection_follows_membership_not_the_name() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(states.len(), names.len());
-    assert!(states.iter().all(|s| s == "O"), "{states:?}");
+    assert_eq!(
+        states, enabled_before,
+        "an event trigger's enabled state changed"
+    );
     // and they still protect the audit tables
     let e = clean_error(su.batch_execute("ALTER TABLE repair.runs DISABLE TRIGGER ALL"));
     assert_eq!(e.code().code(), "42501");
@@ -527,13 +543,40 @@ fn refusal_log_lines_are_bounded_for_huge_inputs() {
             Some(big(markers[3])),
         ),
     ];
-    for (id, h, reason, req) in &cases {
+    let mut grown = Vec::new();
+    for (i, (id, h, reason, req)) in cases.iter().enumerate() {
+        let from = c.log().len();
         let e = clean_error(a.query_one(
             "SELECT repair.execute($1, $2, $3, false, $4)",
             &[id, h, reason, req],
         ));
         assert!(e.code().code().starts_with("RP"), "{}", e.code().code());
+        assert!(
+            e.message().len() <= 4096,
+            "{}: the error message is {} bytes",
+            markers[i],
+            e.message().len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let log = c.log();
+        let longest = log[from.min(log.len())..]
+            .lines()
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        grown.push((
+            markers[i],
+            e.code().code().to_string(),
+            log.len() - from,
+            longest,
+        ));
     }
+    assert!(
+        grown
+            .iter()
+            .all(|(_, _, g, l)| *g < 64 * 1024 && *l <= 4096 + 512),
+        "(input, code, log growth, longest line): {grown:?}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let log = c.log();
     let tail = &log[start.min(log.len())..];
@@ -594,7 +637,8 @@ fn heads_logged_by(c: &Cluster, from: usize, pid: i32) -> Vec<String> {
         .lines()
         .filter(|l| l.contains(&tag))
         .filter_map(|l| l.split("pg_repair audit head: ").nth(1))
-        .map(|h| h.trim().to_string())
+        // the head is the first token; context may follow it
+        .filter_map(|h| h.split_whitespace().next().map(str::to_string))
         .collect()
 }
 
