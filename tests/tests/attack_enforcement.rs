@@ -1043,3 +1043,129 @@ fn waivers_lift_grant_type_and_rename_but_never_copy_program_or_extensions() {
     }
     assert!(!c.dir.join(format!("{db}_w.csv")).exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Variants: function calls the plan does not show, local settings, more GRANT forms, SET SCHEMA
+
+#[test]
+fn local_settings_do_not_leak_into_the_callers_transaction() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("atk_local_gucs");
+    let body = "SELECT set_config('work_mem', '77MB', true);\n\
+                SELECT set_config('search_path', 'pg_catalog', true);\n\
+                SELECT set_config('myapp.x', 'leaked', true);\n\
+                DO $$ BEGIN PERFORM set_config('lock_timeout', '1ms', true); END $$;";
+    let hash = reg(c, &db, &playbook("local_gucs", body));
+    let mut a = c.connect(&db, "alice");
+    a.batch_execute("BEGIN; SET LOCAL work_mem = '5MB'; SET LOCAL myapp.x = 'mine'; SET LOCAL lock_timeout = '7s'")
+        .unwrap();
+    let before = settings(&mut a);
+    let r = exec_as(&mut a, "local_gucs", &hash).expect("execute");
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    assert_eq!(
+        settings(&mut a),
+        before,
+        "a local setting leaked into the caller's transaction"
+    );
+    a.batch_execute("COMMIT").unwrap();
+}
+
+#[test]
+fn forbidden_functions_reached_through_defaults_checks_domains_and_views_are_refused() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("atk_hidden_calls");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "SELECT lo_create(515151); ALTER LARGE OBJECT 515151 OWNER TO alice;
+             CREATE TABLE public.by_default (id int, taken bool DEFAULT pg_try_advisory_lock(7001));
+             CREATE TABLE public.by_check (id int CHECK (id < 0 OR pg_try_advisory_lock(7002)));
+             CREATE TABLE public.by_check_lo (id int CHECK (id < 0 OR lo_unlink(515151) = 1));
+             CREATE DOMAIN public.locking_int AS int CHECK (VALUE < 0 OR pg_try_advisory_lock(7003));
+             CREATE VIEW public.locking_view AS SELECT pg_try_advisory_lock(7004) AS taken;
+             CREATE FUNCTION public.inlined() RETURNS bool LANGUAGE sql AS 'SELECT pg_try_advisory_lock(7005)';
+             ALTER TABLE public.by_default OWNER TO alice; ALTER TABLE public.by_check OWNER TO alice;
+             ALTER TABLE public.by_check_lo OWNER TO alice; ALTER VIEW public.locking_view OWNER TO alice;",
+        )
+        .unwrap();
+    let cases = [
+        (
+            "via_default",
+            "INSERT INTO public.by_default (id) VALUES (1);",
+        ),
+        ("via_check", "INSERT INTO public.by_check VALUES (1);"),
+        ("via_check_lo", "INSERT INTO public.by_check_lo VALUES (1);"),
+        ("via_domain", "SELECT 5::public.locking_int;"),
+        ("via_view", "SELECT * FROM public.locking_view;"),
+        ("via_sql_function", "SELECT public.inlined();"),
+    ];
+    for (id, body) in cases {
+        let hash = reg(c, &db, &playbook(id, body));
+        let mut a = c.connect(&db, "alice");
+        let r = exec_as(&mut a, id, &hash).expect("execute returns normally");
+        assert_eq!(
+            my_advisory_locks(&mut a),
+            0,
+            "{id}: advisory lock left held: {r}"
+        );
+        assert_failed(&r, "42501", id);
+        let lo: bool = one(
+            &mut c.connect(&db, "postgres"),
+            "SELECT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = 515151)",
+        );
+        assert!(lo, "{id}: the large object was unlinked");
+    }
+}
+
+#[test]
+fn more_grant_forms_are_refused() {
+    let c = Cluster::shared();
+    let db = target_db(c, "atk_more_grants");
+    let stmts = [
+        "GRANT SELECT (note) ON public.victim TO bob".to_string(),
+        "GRANT USAGE ON SEQUENCE public.victim_seq TO bob".to_string(),
+        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO bob".to_string(),
+        format!("GRANT CREATE ON DATABASE {db} TO bob"),
+        "GRANT SELECT ON LARGE OBJECT 424242 TO bob".to_string(),
+        "ALTER LARGE OBJECT 424242 OWNER TO atk_owner".to_string(),
+        "ALTER VIEW public.victim_view OWNER TO atk_owner".to_string(),
+        "ALTER SEQUENCE public.victim_seq OWNER TO atk_owner".to_string(),
+        "ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO bob".to_string(),
+    ];
+    let probe = format!(
+        "SELECT concat_ws(',', has_column_privilege('bob', 'public.victim', 'note', 'SELECT'),
+                has_sequence_privilege('bob', 'public.victim_seq', 'USAGE'),
+                has_database_privilege('bob', '{db}', 'CREATE'),
+                (SELECT lomacl::text FROM pg_largeobject_metadata WHERE oid = 424242),
+                (SELECT lomowner::regrole::text FROM pg_largeobject_metadata WHERE oid = 424242),
+                (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'public.victim_view'::regclass),
+                (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'public.victim_seq'::regclass),
+                (SELECT count(*) FROM pg_default_acl))"
+    );
+    let mut su = c.connect(&db, "postgres");
+    let before: String = one(&mut su, &probe);
+    for (i, stmt) in stmts.iter().enumerate() {
+        assert_runtime_blocked(c, &db, "admin2", &format!("grant_{i}"), &dynamic(stmt));
+        assert_lint_error(c, &db, &format!("{stmt};"), "ban-grant");
+        let now: String = one(&mut su, &probe);
+        assert_eq!(now, before, "{stmt}");
+    }
+}
+
+/// Beyond the design's list: moving a table to another schema makes the application see it
+/// missing (or an empty replacement) exactly as RENAME does.
+#[test]
+fn set_schema_is_refused_like_rename() {
+    let c = Cluster::shared();
+    let db = target_db(c, "atk_set_schema");
+    for (i, stmt) in [
+        "ALTER TABLE public.victim SET SCHEMA auth",
+        "ALTER VIEW public.victim_view SET SCHEMA auth",
+        "ALTER SEQUENCE public.victim_seq SET SCHEMA auth",
+        "ALTER FUNCTION auth.wipe() SET SCHEMA public",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_runtime_blocked(c, &db, "admin2", &format!("set_schema_{i}"), &dynamic(stmt));
+    }
+}
