@@ -764,3 +764,82 @@ fn cli_expect_head_reads_the_pinned_head_from_a_file() {
     .unwrap();
     assert_eq!(run(&good).status.code(), Some(1));
 }
+
+/// Protection by membership, not by name, for the rest of the extension's objects: a superuser
+/// renames the schema, a table or a trigger by editing the catalogs, then goes for the triggers.
+#[test]
+fn renaming_the_schema_tables_or_triggers_does_not_lift_protection() {
+    let c = Cluster::shared();
+    let attacks: [(&str, &str, &[&str]); 3] = [
+        (
+            "schema",
+            "UPDATE pg_catalog.pg_namespace SET nspname = 'repair_x' WHERE nspname = 'repair'",
+            &[
+                "ALTER TABLE repair_x.runs DISABLE TRIGGER ALL",
+                "ALTER TABLE repair_x.runs DISABLE TRIGGER USER",
+                "ALTER TABLE repair_x.runs OWNER TO admin2",
+                "ALTER SCHEMA repair_x RENAME TO repair_y",
+                "ALTER SCHEMA repair_x OWNER TO admin2",
+            ],
+        ),
+        (
+            "table",
+            "UPDATE pg_catalog.pg_class SET relname = 'runs_x' WHERE oid = 'repair.runs'::regclass",
+            &[
+                "ALTER TABLE repair.runs_x DISABLE TRIGGER ALL",
+                "ALTER TABLE repair.runs_x RENAME TO runs_y",
+                "ALTER TABLE repair.runs_x ADD COLUMN x int",
+            ],
+        ),
+        (
+            "trigger",
+            "UPDATE pg_catalog.pg_trigger SET tgname = 'innocent_' || tgname WHERE tgrelid = 'repair.runs'::regclass",
+            &[],
+        ),
+    ];
+    for (what, edit, attempts) in attacks {
+        let db = c.fresh_db(&format!("atk_byname_{what}"));
+        let mut su = c.connect(&db, "postgres");
+        su.batch_execute(edit).unwrap();
+        let mut su = c.connect(&db, "postgres");
+        let mut all: Vec<String> = attempts.iter().map(|s| s.to_string()).collect();
+        if what == "trigger" {
+            let names: Vec<String> = su
+                .query(
+                    "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'repair.runs'::regclass AND NOT tgisinternal",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert!(!names.is_empty());
+            for n in names {
+                all.push(format!("ALTER TABLE repair.runs DISABLE TRIGGER \"{n}\""));
+                all.push(format!("DROP TRIGGER \"{n}\" ON repair.runs"));
+                all.push(format!(
+                    "ALTER TRIGGER \"{n}\" ON repair.runs RENAME TO gone"
+                ));
+            }
+        }
+        for sql in &all {
+            let e = clean_error(su.batch_execute(sql));
+            assert!(
+                ["42501", "2BP01"].contains(&e.code().code()),
+                "{what}: {sql}: {} {}",
+                e.code().code(),
+                e.message()
+            );
+        }
+        let disabled: i64 = one(
+            &mut su,
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
+              JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = r.oid AND d.deptype = 'e'
+             WHERE NOT t.tgisinternal AND t.tgenabled = 'D'",
+        );
+        assert_eq!(
+            disabled, 0,
+            "{what}: a trigger of an extension table was disabled"
+        );
+    }
+}

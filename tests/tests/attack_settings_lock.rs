@@ -677,3 +677,59 @@ fn different_playbooks_never_wait_on_each_other() {
     );
     assert_eq!(first.join().unwrap().expect("first")["status"], "SUCCESS");
 }
+
+/// An auditor (SELECT on every repair table) tries every lock it can take on the extension's
+/// tables in an open transaction; execute still finishes promptly.
+#[test]
+fn an_auditor_holding_locks_on_repair_tables_never_blocks_execute() {
+    let _conf = Conf::take();
+    let c = Cluster::shared();
+    c.set_conf(&[("repair.lock_timeout", Some("500ms"))]);
+    let db = c.fresh_db("atk_lock_auditor");
+    let hash = reg(c, &db, &playbook("audited_dos", "SELECT 1;"));
+    let mut dave = c.connect(&db, "dave");
+    dave.batch_execute("BEGIN").unwrap();
+    let tables: Vec<String> = dave
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'repair'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!tables.is_empty());
+    let mut held = Vec::new();
+    for t in &tables {
+        for sql in [
+            format!("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE NOWAIT"),
+            format!("LOCK TABLE {t} IN EXCLUSIVE MODE NOWAIT"),
+            format!("LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE NOWAIT"),
+            format!("LOCK TABLE {t} IN SHARE MODE NOWAIT"),
+            format!("SELECT 1 FROM {t} FOR UPDATE NOWAIT"),
+            format!("SELECT 1 FROM {t} FOR KEY SHARE NOWAIT"),
+            format!("LOCK TABLE {t} IN ACCESS SHARE MODE"),
+        ] {
+            dave.batch_execute("SAVEPOINT s").unwrap();
+            match dave.batch_execute(&sql) {
+                Ok(()) => {
+                    held.push(sql);
+                    dave.batch_execute("RELEASE SAVEPOINT s").unwrap();
+                }
+                Err(_) => dave.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap(),
+            }
+        }
+    }
+    let mut a = c.connect(&db, "alice");
+    a.batch_execute("SET statement_timeout = '8s'").unwrap();
+    let t0 = Instant::now();
+    let r = exec_as(&mut a, "audited_dos", &hash)
+        .unwrap_or_else(|e| panic!("blocked by the auditor's locks {held:?}: {e:?}"));
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "waited {:?} behind {held:?}",
+        t0.elapsed()
+    );
+    dave.batch_execute("ROLLBACK").unwrap();
+}
