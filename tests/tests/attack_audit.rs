@@ -625,6 +625,17 @@ fn a_reason_of_only_invisible_characters_is_refused() {
     // visible text with an invisible character in it is a reason
     let r = execute(&mut a, "invisible", &hash, "fix\u{200B} ticket 7").unwrap();
     assert_eq!(r["status"], "SUCCESS");
+    // retire needs a visible reason too
+    let mut carol = c.connect(&db, "carol");
+    for reason in ["\u{200B}", " \u{FEFF} "] {
+        let e = clean_error(carol.query_one("SELECT repair.retire('invisible', $1)", &[&reason]));
+        assert_eq!(e.code().code(), "RP004", "retire {reason:?}");
+    }
+    let status: String = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT status FROM repair.playbooks WHERE id = 'invisible'",
+    );
+    assert_eq!(status, "active");
 }
 
 // ---------------------------------------------------------------------------------------------
