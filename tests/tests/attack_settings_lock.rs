@@ -18,9 +18,9 @@ struct Conf {
 impl Conf {
     fn take() -> Self {
         let lock = conf_lock();
-        // The harness strips RUST_BACKTRACE from the server's environment; RUST_LIB_BACKTRACE
-        // still reaches it, so std captures backtraces in the backend the way a production
-        // server started with backtraces on would. No message may contain one anyway.
+        // The harness strips RUST_BACKTRACE from the server's environment; RUST_LIB_BACKTRACE is
+        // not stripped and is inherited through runuser/pg_ctl, so std should capture backtraces
+        // in the backend as on a server started with backtraces on. No message may carry one.
         std::env::set_var("RUST_LIB_BACKTRACE", "1");
         Cluster::shared().reset_conf();
         Conf { _lock: lock }
