@@ -733,3 +733,34 @@ fn an_auditor_holding_locks_on_repair_tables_never_blocks_execute() {
     );
     dave.batch_execute("ROLLBACK").unwrap();
 }
+
+/// repair.lock_timeout is suset: a superuser executor may shorten it for its own session.
+#[test]
+fn a_superuser_sets_lock_timeout_for_its_session() {
+    let _conf = Conf::take();
+    let c = Cluster::shared();
+    superuser_executor(c);
+    let db = c.fresh_db("atk_lock_su");
+    let id = "busy_su";
+    let hash = reg(c, &db, &playbook(id, "SELECT pg_sleep(4);"));
+    let (_pid, first) = start_sleeper(c, &db, id, &hash);
+    let mut admin = c.connect(&db, "admin2");
+    admin
+        .batch_execute("SET repair.lock_timeout = '200ms'")
+        .expect("a superuser may set repair.lock_timeout");
+    let t0 = Instant::now();
+    let e = clean_error(exec_as(&mut admin, id, &hash));
+    assert_eq!(e.code().code(), "55P03", "{}", e.message());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "waited {:?}",
+        t0.elapsed()
+    );
+    // an ordinary operator cannot
+    let e = clean_error(
+        c.connect(&db, "alice")
+            .batch_execute("SET repair.lock_timeout = '1h'"),
+    );
+    assert_eq!(e.code().code(), "42501");
+    assert_eq!(first.join().unwrap().expect("first")["status"], "SUCCESS");
+}
