@@ -995,12 +995,17 @@ fn waivers_lift_grant_type_and_rename_but_never_copy_program_or_extensions() {
     let c = Cluster::shared();
     let db = target_db(c, "atk_waivers");
     let mut su = c.connect(&db, "postgres");
+    // victim.note is used by victim_view; ALTER TYPE needs a column no view depends on
+    su.batch_execute(
+        "CREATE TABLE public.retype (id int, note text); ALTER TABLE public.retype OWNER TO alice;",
+    )
+    .unwrap();
     let waive = |rule: &str| format!("waive: {rule} until 2099-12-31 because issue 7 waiver test");
     // lifted statically and dynamically
     let lifted = [
         ("w_grant", "ban-grant", "GRANT SELECT ON public.victim TO bob;", "SELECT has_table_privilege('bob', 'public.victim', 'SELECT')"),
         ("w_grant_dyn", "ban-grant", "DO $$ BEGIN EXECUTE 'GRANT USAGE ON SCHEMA auth TO bob'; END $$;", "SELECT has_schema_privilege('bob', 'auth', 'USAGE')"),
-        ("w_type", "ban-alter-type", "ALTER TABLE public.victim ALTER COLUMN note TYPE varchar(5);", "SELECT format_type(atttypid, atttypmod) = 'character varying(5)' FROM pg_attribute WHERE attrelid = 'public.victim'::regclass AND attname = 'note'"),
+        ("w_type", "ban-alter-type", "ALTER TABLE public.retype ALTER COLUMN note TYPE varchar(5);", "SELECT format_type(atttypid, atttypmod) = 'character varying(5)' FROM pg_attribute WHERE attrelid = 'public.retype'::regclass AND attname = 'note'"),
         ("w_rename", "ban-rename", "ALTER SEQUENCE public.victim_seq RENAME TO victim_seq2;", "SELECT to_regclass('public.victim_seq2') IS NOT NULL"),
         ("w_rename_dyn", "ban-rename", "DO $$ BEGIN EXECUTE 'ALTER VIEW public.victim_view RENAME TO victim_view2'; END $$;", "SELECT to_regclass('public.victim_view2') IS NOT NULL"),
     ];

@@ -688,7 +688,9 @@ fn an_auditor_holding_locks_on_repair_tables_never_blocks_execute() {
     let db = c.fresh_db("atk_lock_auditor");
     let hash = reg(c, &db, &playbook("audited_dos", "SELECT 1;"));
     let mut dave = c.connect(&db, "dave");
-    dave.batch_execute("BEGIN").unwrap();
+    // whatever the auditor's own functions lock stays locked while the transaction is open
+    dave.batch_execute("BEGIN; SELECT * FROM repair.verify_audit(); SELECT repair.audit_head();")
+        .unwrap();
     let tables: Vec<String> = dave
         .query(
             "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'repair'",
