@@ -714,9 +714,15 @@ fn log_head_writes_every_new_head_to_the_server_log() {
 fn cli_expect_head_reads_the_pinned_head_from_a_file() {
     let c = Cluster::shared();
     let db = with_history(c, "atk_expect_head", 2);
+    // target/<profile>/deps/<this test> -> target/<profile>/pgrepair
+    let beside_tests = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.join("pgrepair")));
     let bin = std::env::var("PGREPAIR_BIN")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| pg_repair_tests::repo_root().join("target/debug/pgrepair"));
+        .ok()
+        .or(beside_tests)
+        .unwrap_or_else(|| pg_repair_tests::repo_root().join("target/debug/pgrepair"));
     assert!(
         bin.exists(),
         "{} missing: run `cargo build -p pgrepair`",
