@@ -671,7 +671,7 @@ fn different_playbooks_never_wait_on_each_other() {
     let r = exec_as(&mut a, "fast_two", &h2).expect("independent playbook");
     assert_eq!(r["status"], "SUCCESS");
     assert!(
-        t0.elapsed() < Duration::from_millis(1500),
+        t0.elapsed() < Duration::from_millis(2500),
         "waited {:?}",
         t0.elapsed()
     );
