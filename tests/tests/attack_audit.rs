@@ -407,6 +407,16 @@ fn the_extensions_event_triggers_cannot_be_renamed_disabled_reowned_or_dropped()
                 let e = clean_error(k.batch_execute(&sql));
                 assert_eq!(e.code().code(), "42501", "{user}: {sql}: {}", e.message());
             }
+            // detaching it from the extension would end protection by membership
+            let e = clean_error(k.batch_execute(&format!(
+                "ALTER EXTENSION pg_repair DROP EVENT TRIGGER {name}"
+            )));
+            assert_eq!(
+                e.code().code(),
+                "42501",
+                "{user}: detach {name}: {}",
+                e.message()
+            );
             let e = clean_error(k.batch_execute(&format!("DROP EVENT TRIGGER {name}")));
             assert!(
                 ["42501", "2BP01"].contains(&e.code().code()),
@@ -424,6 +434,15 @@ fn the_extensions_event_triggers_cannot_be_renamed_disabled_reowned_or_dropped()
         }
     }
     assert_eq!(ext_event_triggers(&mut su), before);
+    // and no other member can be detached either
+    for sql in [
+        "ALTER EXTENSION pg_repair DROP FUNCTION repair._deny_modification()",
+        "ALTER EXTENSION pg_repair DROP SCHEMA repair",
+        "ALTER EXTENSION pg_repair DROP TABLE repair.playbook_versions",
+    ] {
+        let e = clean_error(su.batch_execute(sql));
+        assert_eq!(e.code().code(), "42501", "{sql}: {}", e.message());
+    }
 }
 
 #[test]
