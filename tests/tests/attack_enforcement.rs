@@ -1039,6 +1039,17 @@ fn waivers_lift_grant_type_and_rename_but_never_copy_program_or_extensions() {
             "ban-drop",
             dynamic("DROP TABLE public.victim CASCADE"),
         ),
+        (
+            "w_truncate",
+            "ban-truncate",
+            dynamic("TRUNCATE public.victim CASCADE"),
+        ),
+        (
+            "w_alter_system",
+            "ban-alter-system",
+            dynamic("ALTER SYSTEM SET work_mem = '77MB'"),
+        ),
+        ("w_role", "ban-role-change", dynamic("SET ROLE alice")),
     ];
     for (id, rule, body) in never {
         let hash = reg(c, &db, &playbook_with(id, &[&waive(rule)], &body));
