@@ -508,6 +508,42 @@ fn a_swallowed_statement_timeout_still_fails_the_run_promptly() {
 }
 
 #[test]
+fn a_timeout_that_fires_in_deferred_work_still_fails_the_run() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("atk_timeout_deferred");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.slow (id int);
+             CREATE FUNCTION public.stall() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 FOR i IN 1..6 LOOP
+                   BEGIN PERFORM pg_sleep(1); EXCEPTION WHEN query_canceled THEN NULL; END;
+                 END LOOP;
+                 RETURN NULL;
+               END $$;
+             CREATE CONSTRAINT TRIGGER slow_fuse AFTER INSERT ON public.slow
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.stall();
+             GRANT INSERT ON public.slow TO alice;",
+        )
+        .unwrap();
+    let id = "timeout_deferred";
+    let body = "CREATE TABLE IF NOT EXISTS public.timeout_deferred_marker (id int);\nINSERT INTO public.slow VALUES (1);";
+    let hash = reg(c, &db, &playbook_with(id, &["statement-timeout: 1s"], body));
+    let mut a = c.connect(&db, "alice");
+    let t0 = Instant::now();
+    let r = exec_as(&mut a, id, &hash).expect("execute returns normally");
+    let took = t0.elapsed();
+    assert_failed(&r, "57014", id);
+    assert!(took < Duration::from_millis(3500), "{id}: ran {took:?}");
+    absent(c, &db, &["public.timeout_deferred_marker"]);
+    let n: i64 = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT count(*) FROM public.slow",
+    );
+    assert_eq!(n, 0);
+}
+
+#[test]
 fn a_caught_runtime_refusal_still_fails_the_run() {
     let c = Cluster::shared();
     let db = bomb_db(c, "atk_caught");
@@ -952,7 +988,12 @@ fn dblink_and_postgres_fdw_cannot_escape_the_transaction() {
              CREATE USER MAPPING FOR admin2 SERVER loopback OPTIONS (user 'postgres');
              CREATE USER MAPPING FOR postgres SERVER loopback OPTIONS (user 'postgres');
              CREATE FOREIGN TABLE public.victim_remote (id int, note text)
-               SERVER loopback OPTIONS (schema_name 'public', table_name 'victim');",
+               SERVER loopback OPTIONS (schema_name 'public', table_name 'victim');
+             CREATE VIEW public.remote_view AS SELECT * FROM public.victim_remote;
+             CREATE TABLE public.inbox (id int);
+             CREATE FUNCTION public.forward() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO public.victim_remote VALUES (NEW.id, 'via trigger'); RETURN NEW; END $$;
+             CREATE TRIGGER inbox_forward AFTER INSERT ON public.inbox FOR EACH ROW EXECUTE FUNCTION public.forward();",
             c.port
         ))
         .unwrap();
@@ -964,6 +1005,8 @@ fn dblink_and_postgres_fdw_cannot_escape_the_transaction() {
         "INSERT INTO public.victim_remote VALUES (79, 'fdw');".into(),
         "SELECT count(*) FROM public.victim_remote;".into(),
         "DO $$ BEGIN INSERT INTO public.victim_remote VALUES (80, 'fdw'); END $$;".into(),
+        "SELECT count(*) FROM public.remote_view;".into(),
+        "INSERT INTO public.inbox VALUES (81);".into(),
     ];
     for (i, body) in bodies.iter().enumerate() {
         assert_runtime_blocked(c, &db, "admin2", &format!("remote_{i}"), body);
