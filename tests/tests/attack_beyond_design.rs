@@ -215,3 +215,72 @@ fn statements_that_hide_rows_from_the_application_are_refused() {
     }
     assert!(escaped.is_empty(), "{escaped:#?}");
 }
+
+/// Item 4's runtime-only function bans, reached through another name for the same C function
+/// (a superuser executor's playbook creates the alias, then calls it), or after detaching a
+/// dblink function from its extension inside the same run.
+#[test]
+fn banned_functions_under_another_name_are_refused() {
+    let c = Cluster::shared();
+    let db = app_db(c, "bd_alias");
+    let conn = format!("host=127.0.0.1 port={} dbname={db} user=postgres", c.port);
+    c.connect(&db, "postgres")
+        .batch_execute("CREATE EXTENSION dblink; SELECT lo_create(616161);")
+        .unwrap();
+    let mut side = c.connect(&db, "admin2");
+    let side_pid: i32 = one(&mut side, "SELECT pg_backend_pid()");
+    // (a terminated side session is replaced, so a later case may target a dead pid: harmless)
+    let cases = [
+        (
+            "alias_lock",
+            "CREATE OR REPLACE FUNCTION public.lk(bigint) RETURNS void LANGUAGE internal STRICT AS 'pg_advisory_lock_int8';\nSELECT public.lk(4242);".to_string(),
+        ),
+        (
+            "alias_unlink",
+            "CREATE OR REPLACE FUNCTION public.ul(oid) RETURNS int LANGUAGE internal STRICT AS 'be_lo_unlink';\nSELECT public.ul(616161);".to_string(),
+        ),
+        (
+            "alias_terminate",
+            format!("CREATE OR REPLACE FUNCTION public.term(int, bigint DEFAULT 0) RETURNS bool LANGUAGE internal STRICT AS 'pg_terminate_backend';\nSELECT public.term({side_pid});"),
+        ),
+        (
+            "alias_dblink",
+            format!("CREATE OR REPLACE FUNCTION public.dx(text, text) RETURNS text LANGUAGE c STRICT AS '$libdir/dblink', 'dblink_exec';\nSELECT public.dx('{conn}', 'INSERT INTO public.orders VALUES (90, ''alias'')');"),
+        ),
+        (
+            "detach_dblink",
+            format!("DO $do$ BEGIN EXECUTE 'ALTER EXTENSION dblink DROP FUNCTION dblink_exec(text, text)'; END $do$;\nSELECT dblink_exec('{conn}', 'INSERT INTO public.orders VALUES (91, ''detached'')');"),
+        ),
+    ];
+    let mut escaped = Vec::new();
+    for (id, body) in &cases {
+        let hash = reg(c, &db, &playbook(id, body));
+        let mut k = c.connect(&db, "admin2");
+        let r = exec_as(&mut k, id, &hash).expect("execute");
+        let locks = my_advisory_locks(&mut k);
+        let mut su = c.connect(&db, "postgres");
+        let lo: bool = one(
+            &mut su,
+            "SELECT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = 616161)",
+        );
+        let remote: i64 = one(&mut su, "SELECT count(*) FROM public.orders WHERE id >= 90");
+        let alive = side.simple_query("SELECT 1").is_ok();
+        if r["status"] != "FAILED" || locks != 0 || !lo || remote != 0 || !alive {
+            escaped.push(format!(
+                "{id}: {} {} (locks {locks}, lo {lo}, remote rows {remote}, side alive {alive})",
+                r["status"], r["error_code"]
+            ));
+        }
+        if !alive {
+            side = c.connect(&db, "admin2");
+        }
+        // each case starts from the same state
+        su.batch_execute(
+            "DELETE FROM public.orders WHERE id >= 90;
+             SELECT lo_create(616161) WHERE NOT EXISTS (SELECT FROM pg_largeobject_metadata WHERE oid = 616161);
+             SELECT pg_advisory_unlock_all();",
+        )
+        .unwrap();
+    }
+    assert!(escaped.is_empty(), "{escaped:#?}");
+}
