@@ -365,3 +365,36 @@ fn baselines_count_only_what_the_caller_can_read() {
     let secret: i64 = one(&mut su, "SELECT count(*) FROM repair.baseline_counts WHERE table_name IN ('public.secret', 'hidden.t')");
     assert_eq!(secret, 0, "counts of unreadable tables were stored");
 }
+
+/// Items 8 + 11: clearing the stored lint of a rejected check does not let it run.
+#[test]
+fn clearing_a_checks_lint_does_not_let_it_run() {
+    let c = Cluster::shared();
+    let db = shop_db(c, "atk_check_lint_clear");
+    register(
+        &mut c.connect(&db, "carol"),
+        &check_file(
+            "inj_cleared",
+            "SELECT 1 WHERE false; SELECT pg_advisory_lock(49)",
+        ),
+    );
+    disable_triggers(c, &db, &["playbook_versions"]);
+    c.connect(&db, "postgres")
+        .batch_execute("UPDATE repair.playbook_versions SET lint = '[]'::jsonb WHERE playbook_id = 'inj_cleared'")
+        .unwrap();
+    let mut a = c.connect(&db, "alice");
+    let rows = a
+        .query(
+            "SELECT check_id, status, coalesce(error, '') FROM repair.run_checks(ARRAY['inj'])",
+            &[],
+        )
+        .expect("run_checks");
+    let (status, error): (String, String) = rows
+        .iter()
+        .find(|r| r.get::<_, String>(0) == "inj_cleared")
+        .map(|r| (r.get(1), r.get(2)))
+        .expect("inj_cleared in the results");
+    assert_eq!(status, "FAIL", "{error}");
+    assert_eq!(my_advisory_locks(&mut a), 0, "the injected statement ran");
+    assert_no_backtrace("error", &error);
+}
