@@ -344,6 +344,14 @@ const HOSTILE: &str = "SET DateStyle = 'German, DMY'; SET TimeZone = 'Pacific/Ki
 fn hostile(c: &Cluster, db: &str, user: &str) -> Client {
     let mut k = c.connect(db, user);
     k.batch_execute(HOSTILE).unwrap();
+    // temp relations shadow unqualified relation names even with pg_temp last in the path
+    k.batch_execute(
+        "CREATE TEMP TABLE runs (x int); CREATE TEMP TABLE playbook_versions (x int);
+         CREATE TEMP TABLE registry_events (x int); CREATE TEMP TABLE playbooks (x int);
+         CREATE TEMP TABLE check_runs (x int); CREATE TEMP TABLE baseline_captures (x int);
+         CREATE TEMP TABLE baseline_counts (x int); CREATE TEMP TABLE check_results (x int);",
+    )
+    .unwrap();
     k
 }
 
