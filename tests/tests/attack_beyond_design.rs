@@ -284,3 +284,68 @@ fn banned_functions_under_another_name_are_refused() {
     }
     assert!(escaped.is_empty(), "{escaped:#?}");
 }
+
+/// Item 4 (privilege-changing statements): row-level security changes that widen what a role
+/// can read are grants by another name.
+#[test]
+fn rls_changes_that_widen_access_are_refused() {
+    let c = Cluster::shared();
+    let db = app_db(c, "bd_rls_widen");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.secrets (id int, owner_name text);
+             INSERT INTO public.secrets SELECT g, CASE WHEN g = 1 THEN 'bob' ELSE 'carol' END FROM generate_series(1, 5) g;
+             ALTER TABLE public.secrets OWNER TO alice;
+             ALTER TABLE public.secrets ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own_rows ON public.secrets FOR SELECT USING (owner_name = current_user);
+             ALTER POLICY own_rows ON public.secrets TO PUBLIC;
+             GRANT SELECT ON public.secrets TO bob;",
+        )
+        .unwrap();
+    let bob_sees = |c: &Cluster| -> i64 {
+        one(
+            &mut c.connect(&db, "bob"),
+            "SELECT count(*) FROM public.secrets",
+        )
+    };
+    assert_eq!(bob_sees(c), 1);
+    let mut escaped = Vec::new();
+    for (i, stmt) in [
+        "ALTER TABLE public.secrets DISABLE ROW LEVEL SECURITY",
+        "ALTER POLICY own_rows ON public.secrets USING (true)",
+        "CREATE POLICY everyone ON public.secrets FOR SELECT USING (true)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (how, body) in [
+            ("static", format!("{stmt};")),
+            (
+                "dynamic",
+                format!("DO $do$ BEGIN EXECUTE $x${stmt}$x$; END $do$;"),
+            ),
+        ] {
+            let id = format!("rls_{i}_{how}");
+            let hash = reg(c, &db, &playbook(&id, &body));
+            let outcome = match exec_as(&mut c.connect(&db, "alice"), &id, &hash) {
+                Ok(r) => format!("{} {}", r["status"], r["error_code"]),
+                Err(e) => e
+                    .as_db_error()
+                    .map(|d| d.code().code().to_string())
+                    .unwrap_or_default(),
+            };
+            let n = bob_sees(c);
+            if n != 1 {
+                escaped.push(format!("{how} {stmt}: {outcome}, bob now sees {n} rows"));
+                c.connect(&db, "postgres")
+                    .batch_execute(
+                        "ALTER TABLE public.secrets ENABLE ROW LEVEL SECURITY;
+                         ALTER POLICY own_rows ON public.secrets USING (owner_name = current_user);
+                         DROP POLICY IF EXISTS everyone ON public.secrets;",
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    assert!(escaped.is_empty(), "{escaped:#?}");
+}
