@@ -165,17 +165,17 @@ fn check_injection_never_runs() {
         (
             "inj_two",
             "SELECT 1 WHERE false; SELECT pg_advisory_lock(42)",
-            Some("check-single-select"),
+            Some("ban-non-select-check"),
         ),
         (
             "inj_two_nl",
             "SELECT 1 WHERE false;\nSELECT pg_advisory_lock(43);",
-            Some("check-single-select"),
+            Some("ban-non-select-check"),
         ),
         (
             "inj_semis",
             "SELECT 1 WHERE false;;SELECT pg_advisory_lock(44)",
-            Some("check-single-select"),
+            Some("ban-non-select-check"),
         ),
         (
             "inj_paren",
@@ -202,7 +202,7 @@ fn check_injection_never_runs() {
         (
             "inj_lock_then_select",
             "SELECT pg_advisory_lock(47); SELECT 1 WHERE false",
-            Some("check-single-select"),
+            Some("ban-non-select-check"),
         ),
     ];
     let mut carol = c.connect(&db, "carol");
