@@ -80,6 +80,23 @@ unsafe fn option_names(list: *mut pg_sys::List) -> Vec<String> {
     }
 }
 
+/// Whether a function option list says SECURITY DEFINER.
+unsafe fn security_definer(options: *mut pg_sys::List) -> bool {
+    unsafe {
+        nodes(options).into_iter().any(|n| {
+            if tag(n) != Some(T::T_DefElem) {
+                return false;
+            }
+            let d = &*(n as *mut pg_sys::DefElem);
+            text(d.defname) == "security"
+                && tag(d.arg) == Some(T::T_Boolean)
+                && (*(d.arg as *mut pg_sys::Boolean)).boolval
+        })
+    }
+}
+
+const DEFINER: &str = "SECURITY DEFINER makes the function run with its owner's privileges for everyone allowed to call it (PUBLIC by default): a privilege change";
+
 /// The rules `node` breaks (empty: it is fine).
 pub fn classify(node: *mut pg_sys::Node) -> Vec<Hit> {
     let mut out = Vec::new();
@@ -232,6 +249,13 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                     }
                 }
             }
+            T::T_AlterFunctionStmt => {
+                if security_definer((*(node as *mut pg_sys::AlterFunctionStmt)).actions) {
+                    out.push(Hit::new("ban-grant", DEFINER));
+                }
+            }
+            T::T_CreatePolicyStmt | T::T_AlterPolicyStmt => out.push(Hit::new("ban-grant", "a row-level security policy changes who sees and changes which rows: a privilege change")),
+            T::T_ListenStmt | T::T_UnlistenStmt => out.push(Hit::new("ban-session-state", "LISTEN/UNLISTEN changes the caller's session after the run")),
             T::T_GrantStmt | T::T_AlterDefaultPrivilegesStmt => out.push(Hit::new("ban-grant", "GRANT/REVOKE changes privileges; do it through your access process, not a repair playbook")),
             T::T_AlterOwnerStmt => out.push(Hit::new("ban-grant", "ALTER … OWNER TO changes who controls an object and its privileges")),
             T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new("ban-rename", format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(node)))),
@@ -365,6 +389,9 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 let s = &*(node as *mut pg_sys::CreateFunctionStmt);
                 if !s.replace {
                     out.push(Hit::new("require-or-replace", "CREATE FUNCTION/PROCEDURE fails on a second run; write CREATE OR REPLACE"));
+                }
+                if security_definer(s.options) {
+                    out.push(Hit::new("ban-grant", DEFINER));
                 }
                 if s.sql_body.is_null() {
                     out.push(Hit::new("warn-dynamic-sql", "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));

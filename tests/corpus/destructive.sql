@@ -545,3 +545,18 @@ CREATE EXTENSION IF NOT EXISTS plpython3u;
 -- case: ban-alter-table-drop disable_trigger
 ALTER TABLE public.orders DISABLE TRIGGER ALL;
 
+
+-- case: ban-grant create_function_security_definer
+CREATE OR REPLACE FUNCTION public.escalate() RETURNS void LANGUAGE sql SECURITY DEFINER AS $$ SELECT 1 $$;
+
+-- case: ban-grant alter_function_security_definer
+ALTER FUNCTION public.fix_totals(integer) SECURITY DEFINER;
+
+-- case: ban-grant create_policy_permissive
+CREATE POLICY see_all ON public.orders USING (true);
+
+-- case: ban-grant alter_policy
+ALTER POLICY see_all ON public.orders USING (true);
+
+-- case: ban-session-state listen
+LISTEN repair_channel;

@@ -253,3 +253,40 @@ fn session_replication_role_and_role_changes_are_refused() {
         "origin"
     );
 }
+
+#[test]
+fn privilege_changes_and_session_state_reached_dynamically_are_refused() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_priv");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "ALTER TABLE public.victim ENABLE ROW LEVEL SECURITY;
+             GRANT pg_read_server_files TO alice;
+             GRANT EXECUTE ON FUNCTION pg_read_file(text) TO alice;",
+        )
+        .unwrap();
+    let cases = [
+        ("do_policy", "DO $$ BEGIN EXECUTE 'CREATE POLICY everyone ON public.victim USING (true)'; END $$;", "CREATE POLICY"),
+        ("do_definer", "DO $$ BEGIN EXECUTE 'CREATE OR REPLACE FUNCTION public.esc() RETURNS int LANGUAGE sql SECURITY DEFINER AS ''SELECT 1'''; END $$;", "CREATE FUNCTION"),
+        ("do_grant", "DO $$ BEGIN EXECUTE 'GRANT ALL ON public.victim TO PUBLIC'; END $$;", "GRANT"),
+        ("do_rename", "DO $$ BEGIN EXECUTE 'ALTER TABLE public.victim RENAME TO victim_old'; END $$;", "ALTER TABLE"),
+        ("do_type", "DO $$ BEGIN EXECUTE 'ALTER TABLE public.victim ALTER COLUMN note TYPE int USING 0'; END $$;", "ALTER TABLE"),
+        ("do_listen", "DO $$ BEGIN EXECUTE 'LISTEN repair_leak'; END $$;", "LISTEN"),
+        ("do_read_file", "DO $$ BEGIN PERFORM pg_read_file('/etc/passwd'); END $$;", "pg_read_file"),
+    ];
+    for (id, body, what) in cases {
+        assert_blocked(c, &db, id, body, what);
+    }
+    let mut a = c.connect(&db, "alice");
+    assert!(
+        one::<bool>(&mut a, "SELECT to_regprocedure('public.esc()') IS NULL"),
+        "the definer function was rolled back"
+    );
+    assert_eq!(
+        one::<i64>(
+            &mut a,
+            "SELECT count(*) FROM pg_policies WHERE tablename = 'victim'"
+        ),
+        0
+    );
+}
