@@ -226,13 +226,19 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                     let what = what.or((cmd.subtype == A::AT_ColumnDefault && cmd.def.is_null()).then_some("ALTER COLUMN … DROP DEFAULT"));
                     let what = what.or(match cmd.subtype {
                         A::AT_DisableTrig | A::AT_DisableTrigAll | A::AT_DisableTrigUser => Some("DISABLE TRIGGER"),
+                        // fires only under session_replication_role = replica: off in normal use
+                        A::AT_EnableReplicaTrig => Some("ENABLE REPLICA TRIGGER"),
                         A::AT_DisableRule => Some("DISABLE RULE"),
+                        A::AT_EnableReplicaRule => Some("ENABLE REPLICA RULE"),
+                        // not crash-safe and not replicated: the data can vanish
+                        A::AT_SetUnLogged => Some("SET UNLOGGED"),
                         _ => None,
                     });
                     match cmd.subtype {
                         A::AT_AlterColumnType => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … TYPE rewrites every row of the column (USING can change the data); not a repair")),
                         A::AT_ChangeOwner => out.push(Hit::new("ban-grant", "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
                         A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new("ban-grant", "disabling row-level security changes who sees which rows")),
+                        A::AT_EnableRowSecurity | A::AT_ForceRowSecurity => out.push(Hit::new("ban-grant", "enabling row-level security hides rows from every role without a policy (the application sees an empty table)")),
                         _ => {}
                     }
                     if let Some(what) = what {
@@ -455,11 +461,17 @@ pub fn is_read_only_query(node: *mut pg_sys::Node) -> bool {
     }
 }
 
-/// RESET ALL and DISCARD: session state that reverting settings cannot bring back.
+/// RESET ALL and DISCARD (session state that reverting settings cannot bring back), and
+/// settings that persist beyond the session (ALTER DATABASE … SET, LOAD).
 unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
     unsafe {
         match tag(node) {
-            Some(T::T_DiscardStmt) => true,
+            Some(
+                T::T_DiscardStmt
+                | T::T_AlterDatabaseSetStmt
+                | T::T_AlterDatabaseStmt
+                | T::T_LoadStmt,
+            ) => true,
             Some(T::T_VariableSetStmt) => {
                 (*(node as *mut pg_sys::VariableSetStmt)).kind
                     == pg_sys::VariableSetKind::VAR_RESET_ALL

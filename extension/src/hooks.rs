@@ -377,6 +377,9 @@ const BANNED_BUILTINS: &[&str] = &[
 const REMOTE_EXTENSIONS: &[&str] = &["dblink", "postgres_fdw"];
 
 thread_local! {
+    /// The C symbols (prosrc) of the banned built-ins, read once per backend: a function created
+    /// under another name over the same symbol (LANGUAGE internal) is refused too.
+    static BANNED_SYMBOLS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
     /// Per region: function oid -> (name, rule) if refused. Cleared when a region starts.
     static DECISIONS: std::cell::RefCell<std::collections::HashMap<u32, Option<(String, &'static str)>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
@@ -384,6 +387,59 @@ thread_local! {
 
 pub fn forget_function_decisions() {
     DECISIONS.with(|d| d.borrow_mut().clear());
+    if BANNED_SYMBOLS.with(|b| b.borrow().is_none()) {
+        // As the definer, with its pinned settings (an operator planted in the caller's path
+        // must never resolve here).
+        let symbols: Vec<String> = crate::guc_scope::as_definer(|| {
+            Spi::connect(|c| {
+                let rows = c.select(
+                    "SELECT DISTINCT prosrc FROM pg_catalog.pg_proc \
+                  WHERE pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
+                    AND prolang = 12 AND proname = ANY($1)",
+                    None,
+                    &[BANNED_BUILTINS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .into()],
+                )?;
+                let mut out = Vec::new();
+                for r in rows {
+                    out.extend(r.get::<String>(1)?);
+                }
+                Ok::<_, pgrx::spi::Error>(out)
+            })
+        })
+        .expect("banned symbols");
+        BANNED_SYMBOLS.with(|b| *b.borrow_mut() = Some(symbols));
+    }
+}
+
+/// (language oid, prosrc, probin) of a function, from the syscache.
+unsafe fn implementation(oid: pg_sys::Oid) -> Option<(u32, String, Option<String>)> {
+    unsafe {
+        let cache = pg_sys::SysCacheIdentifier::PROCOID as std::ffi::c_int;
+        let tup = pg_sys::SearchSysCache1(cache, pg_sys::Datum::from(oid));
+        if tup.is_null() {
+            return None;
+        }
+        let lang = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(tup))
+            .prolang
+            .to_u32();
+        let text_attr = |attno: u32| {
+            let mut isnull = false;
+            let d = pg_sys::SysCacheGetAttr(cache, tup, attno as _, &mut isnull);
+            (!isnull).then(|| {
+                CStr::from_ptr(pg_sys::text_to_cstring(d.cast_mut_ptr()))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        };
+        let src = text_attr(pg_sys::Anum_pg_proc_prosrc).unwrap_or_default();
+        let bin = text_attr(pg_sys::Anum_pg_proc_probin);
+        pg_sys::ReleaseSysCache(tup);
+        Some((lang, src, bin))
+    }
 }
 
 unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
@@ -397,6 +453,24 @@ unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
             && BANNED_BUILTINS.contains(&name.as_str())
         {
             return Some((name, "ban-function"));
+        }
+        // The same code under another name: a LANGUAGE internal function over a banned
+        // built-in's symbol, or a LANGUAGE C function from a remote-session library.
+        const INTERNAL_LANGUAGE: u32 = 12;
+        const C_LANGUAGE: u32 = 13;
+        match implementation(oid) {
+            Some((INTERNAL_LANGUAGE, src, _))
+                if BANNED_SYMBOLS
+                    .with(|b| b.borrow().as_ref().is_some_and(|s| s.contains(&src))) =>
+            {
+                return Some((name, "ban-function"));
+            }
+            Some((C_LANGUAGE, _, Some(bin)))
+                if REMOTE_EXTENSIONS.iter().any(|lib| bin.contains(lib)) =>
+            {
+                return Some((name, "ban-remote"));
+            }
+            _ => {}
         }
         let ext = pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, oid);
         if ext != pg_sys::InvalidOid {

@@ -560,3 +560,12 @@ ALTER POLICY see_all ON public.orders USING (true);
 
 -- case: ban-session-state listen
 LISTEN repair_channel;
+
+-- case: ban-grant enable_row_level_security
+ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
+
+-- case: ban-alter-table-drop enable_replica_trigger
+ALTER TABLE public.orders ENABLE REPLICA TRIGGER orders_audit;
+
+-- case: ban-alter-table-drop set_unlogged
+ALTER TABLE public.orders SET UNLOGGED;
