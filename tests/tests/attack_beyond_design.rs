@@ -349,3 +349,66 @@ fn rls_changes_that_widen_access_are_refused() {
     }
     assert!(escaped.is_empty(), "{escaped:#?}");
 }
+
+/// More of the same classes: disabling rules, detaching inheritance children (hides rows like
+/// DETACH PARTITION), and turning functions/views into ones that run with their owner's rights.
+#[test]
+fn rules_inheritance_and_definer_rights_changes_are_refused() {
+    let c = Cluster::shared();
+    let db = app_db(c, "bd_more_classes");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.notes (id int);
+             CREATE RULE notes_log AS ON INSERT TO public.notes DO ALSO INSERT INTO public.orders_log VALUES (NEW.id);
+             CREATE TABLE public.parent_t (id int);
+             CREATE TABLE public.child_t () INHERITS (public.parent_t);
+             INSERT INTO public.child_t VALUES (1), (2);
+             CREATE FUNCTION public.peek() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM public.orders';
+             CREATE VIEW public.orders_v WITH (security_invoker = true) AS SELECT * FROM public.orders;
+             ALTER TABLE public.notes OWNER TO alice; ALTER TABLE public.parent_t OWNER TO alice;
+             ALTER TABLE public.child_t OWNER TO alice; ALTER FUNCTION public.peek() OWNER TO alice;
+             ALTER VIEW public.orders_v OWNER TO alice;
+             GRANT SELECT ON public.parent_t, public.orders_v TO bob;
+             REVOKE SELECT ON public.orders FROM bob;",
+        )
+        .unwrap();
+    let probe = "SELECT concat_ws(',',
+        (SELECT ev_enabled::text FROM pg_rewrite WHERE rulename = 'notes_log'),
+        (SELECT count(*) FROM pg_inherits WHERE inhrelid = 'public.child_t'::regclass),
+        (SELECT prosecdef::text FROM pg_proc WHERE oid = 'public.peek()'::regprocedure),
+        (SELECT array_to_string(reloptions, ';') FROM pg_class WHERE oid = 'public.orders_v'::regclass))";
+    let mut su = c.connect(&db, "postgres");
+    let before: String = one(&mut su, probe);
+    let mut escaped = Vec::new();
+    for (i, stmt) in [
+        "ALTER TABLE public.notes DISABLE RULE notes_log",
+        "ALTER TABLE public.notes ENABLE REPLICA RULE notes_log",
+        "ALTER TABLE public.child_t NO INHERIT public.parent_t",
+        "ALTER FUNCTION public.peek() SECURITY DEFINER",
+        "ALTER VIEW public.orders_v SET (security_invoker = false)",
+        "ALTER VIEW public.orders_v RESET (security_invoker)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("more_{i}");
+        let body = format!("DO $do$ BEGIN EXECUTE $x${stmt}$x$; END $do$;");
+        let hash = reg(c, &db, &playbook(&id, &body));
+        let r = exec_as(&mut c.connect(&db, "alice"), &id, &hash).expect("execute");
+        let now: String = one(&mut su, probe);
+        if r["status"] != "FAILED" || now != before {
+            escaped.push(format!(
+                "{stmt}: {} {} ({before} -> {now})",
+                r["status"], r["error_code"]
+            ));
+            su.batch_execute(
+                "ALTER TABLE public.notes ENABLE RULE notes_log;
+                 DO $$ BEGIN ALTER TABLE public.child_t INHERIT public.parent_t; EXCEPTION WHEN OTHERS THEN NULL; END $$;
+                 ALTER FUNCTION public.peek() SECURITY INVOKER;
+                 ALTER VIEW public.orders_v SET (security_invoker = true);",
+            )
+            .unwrap();
+        }
+    }
+    assert!(escaped.is_empty(), "{escaped:#?}");
+}

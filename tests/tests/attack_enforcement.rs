@@ -401,6 +401,11 @@ fn every_setting_a_playbook_changes_is_reverted_success_and_failed() {
 fn session_advisory_locks_are_refused_and_none_is_left_held() {
     let c = Cluster::shared();
     let db = c.fresh_db("atk_advisory");
+    // control: the probe sees a session advisory lock when there is one
+    let mut probe = c.connect(&db, "alice");
+    probe.batch_execute("SELECT pg_advisory_lock(1)").unwrap();
+    assert_eq!(my_advisory_locks(&mut probe), 1);
+    drop(probe);
     let cases = [
         ("adv_lock", "SELECT pg_advisory_lock(4242);"),
         ("adv_try", "SELECT pg_try_advisory_lock(4243);"),

@@ -435,6 +435,19 @@ fn every_guard_and_the_row_hashing_ignore_hostile_settings() {
     let log = c.log();
     let called: Vec<&str> = log.lines().filter(|l| l.contains(&marker)).collect();
     assert!(called.is_empty(), "planted objects were called: {called:?}");
+    // positive control: the plant works for unqualified calls in the hostile session itself
+    a.batch_execute("SELECT now(); SELECT 'a'::text = 'b'::text")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = c.log();
+    assert!(
+        log.contains(&format!("{marker} now")),
+        "the planted now() is not reachable: the test proves nothing"
+    );
+    assert!(
+        log.contains(&format!("{marker} texteq_planted")),
+        "the planted = is not reachable"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
