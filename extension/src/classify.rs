@@ -95,6 +95,36 @@ unsafe fn security_definer(options: *mut pg_sys::List) -> bool {
     }
 }
 
+/// ALTER VIEW … SET (security_invoker = false | security_barrier = false) or RESET of either:
+/// the view then reads with its owner's privileges (or may leak rows through functions).
+unsafe fn widens_view_rights(options: *mut pg_sys::Node, reset: bool) -> bool {
+    unsafe {
+        nodes(options as *mut pg_sys::List).into_iter().any(|n| {
+            if tag(n) != Some(T::T_DefElem) {
+                return false;
+            }
+            let d = &*(n as *mut pg_sys::DefElem);
+            let name = text(d.defname).to_ascii_lowercase();
+            if name != "security_invoker" && name != "security_barrier" {
+                return false;
+            }
+            if reset || d.arg.is_null() {
+                // RESET, or SET (security_invoker) which means true
+                return reset;
+            }
+            let value = match tag(d.arg) {
+                Some(T::T_String) => {
+                    text((*(d.arg as *mut pg_sys::String)).sval).to_ascii_lowercase()
+                }
+                Some(T::T_Boolean) => (*(d.arg as *mut pg_sys::Boolean)).boolval.to_string(),
+                Some(T::T_Integer) => (*(d.arg as *mut pg_sys::Integer)).ival.to_string(),
+                _ => String::new(),
+            };
+            !matches!(value.as_str(), "true" | "on" | "1" | "yes" | "t" | "y")
+        })
+    }
+}
+
 const DEFINER: &str = "SECURITY DEFINER makes the function run with its owner's privileges for everyone allowed to call it (PUBLIC by default): a privilege change";
 
 /// The rules `node` breaks (empty: it is fine).
@@ -238,6 +268,11 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                         A::AT_AlterColumnType => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … TYPE rewrites every row of the column (USING can change the data); not a repair")),
                         A::AT_ChangeOwner => out.push(Hit::new("ban-grant", "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
                         A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new("ban-grant", "disabling row-level security changes who sees which rows")),
+                        A::AT_SetRelOptions | A::AT_ResetRelOptions
+                            if widens_view_rights(cmd.def, cmd.subtype == A::AT_ResetRelOptions) =>
+                        {
+                            out.push(Hit::new("ban-grant", "turning security_invoker or security_barrier off makes the view read with its owner's privileges or leak rows: a privilege change"))
+                        }
                         A::AT_EnableRowSecurity | A::AT_ForceRowSecurity => out.push(Hit::new("ban-grant", "enabling row-level security hides rows from every role without a policy (the application sees an empty table)")),
                         _ => {}
                     }

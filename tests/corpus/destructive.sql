@@ -569,3 +569,9 @@ ALTER TABLE public.orders ENABLE REPLICA TRIGGER orders_audit;
 
 -- case: ban-alter-table-drop set_unlogged
 ALTER TABLE public.orders SET UNLOGGED;
+
+-- case: ban-grant view_security_invoker_off
+ALTER VIEW public.orders_v SET (security_invoker = false);
+
+-- case: ban-grant view_security_barrier_reset
+ALTER VIEW public.orders_v RESET (security_barrier);
