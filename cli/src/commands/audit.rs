@@ -11,20 +11,19 @@ use crate::output::{self, field};
 const VERIFY_SQL: &str = "SELECT to_jsonb(v) FROM repair.verify_audit() AS v";
 const HEAD_SQL: &str = "SELECT repair.audit_head()::text";
 
-/// `--expect-head` is the head itself (64 hex digits) or a file holding it (its first 64-hex
-/// word, e.g. a file written by `pgrepair audit verify --json | jq -r .head > FILE`).
+/// `--expect-head` is the head itself, or a file holding it (its first 64-hex-digit word, e.g. a
+/// file written by `pgrepair --json audit verify | jq -r .head > FILE`). A value that is neither
+/// a head nor an existing file is compared as it is, so it mismatches (exit 1).
 fn expected_head(value: Option<&str>) -> Result<Option<String>, CliError> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let is_head = |w: &str| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_head(value) {
+    if is_head(value) || !std::path::Path::new(value).is_file() {
         return Ok(Some(value.to_ascii_lowercase()));
     }
     let text = std::fs::read_to_string(value).map_err(|e| {
-        CliError::Usage(format!(
-            "--expect-head {value}: neither a 64-hex-digit head nor a readable file ({e})"
-        ))
+        CliError::Usage(format!("--expect-head {value}: cannot read the file ({e})"))
     })?;
     text.split(|c: char| !c.is_ascii_hexdigit())
         .find(|w| is_head(w))
