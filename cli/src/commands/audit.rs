@@ -20,7 +20,7 @@ fn expected_head(value: Option<&str>) -> Result<Option<String>, CliError> {
     };
     let is_head = |w: &str| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit());
     if is_head(value) || !std::path::Path::new(value).is_file() {
-        return Ok(Some(value.to_ascii_lowercase()));
+        return Ok(Some(value.to_string()));
     }
     let text = std::fs::read_to_string(value).map_err(|e| {
         CliError::Usage(format!("--expect-head {value}: cannot read the file ({e})"))
