@@ -1,8 +1,10 @@
-//! Test harness: a scratch PostgreSQL 15 cluster per test process, with pg_repair preloaded,
+//! Test harness: a scratch PostgreSQL cluster per test process, with pg_repair preloaded,
 //! a fixed set of roles, and a fresh database (with the extension) per test.
 //!
-//! The extension must already be installed into the system PostgreSQL (scripts/test.sh does
-//! `cargo pgrx install --release` first). Clusters run as the unprivileged `pgtest` user when the
+//! The server comes from one setting: `PG_REPAIR_PG_BIN`, the bin directory of the PostgreSQL
+//! major under test (default: Debian's PostgreSQL 15, `/usr/lib/postgresql/15/bin`). The extension
+//! must already be installed into that server (scripts/test.sh does `cargo pgrx install --release`
+//! first). Clusters run as the unprivileged `pgtest` user when the
 //! tests run as root (initdb refuses root), live under /tmp/pg_repair_it, and are stopped by an
 //! atexit handler when the test process ends.
 
@@ -13,7 +15,54 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The bin directory of the server under test; `format!("{PG_BIN}/pg_dump")` names a program.
+pub static PG_BIN: PgBin = PgBin;
+pub const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Reads `PG_REPAIR_PG_BIN` once (the one setting that chooses the PostgreSQL major).
+pub struct PgBin;
+
+impl PgBin {
+    pub fn path(&self) -> &'static str {
+        static DIR: OnceLock<String> = OnceLock::new();
+        DIR.get_or_init(|| {
+            std::env::var("PG_REPAIR_PG_BIN")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| DEFAULT_PG_BIN.to_string())
+        })
+    }
+
+    /// One `pg_config` answer (`--sharedir`, `--pkglibdir`, `--version`) for the server under test.
+    pub fn config(&self, flag: &str) -> String {
+        let out = Command::new(format!("{}/pg_config", self.path()))
+            .arg(flag)
+            .output()
+            .unwrap_or_else(|e| panic!("{}/pg_config {flag}: {e}", self.path()));
+        assert!(out.status.success(), "pg_config {flag} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The server's major version number (15, 17, 18).
+    pub fn major(&self) -> u32 {
+        static MAJOR: OnceLock<u32> = OnceLock::new();
+        *MAJOR.get_or_init(|| {
+            let v = self.config("--version");
+            v.trim_start_matches("PostgreSQL ")
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or_else(|| panic!("cannot read the major from {v:?}"))
+        })
+    }
+}
+
+impl std::fmt::Display for PgBin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.path())
+    }
+}
 pub const ROOT: &str = "/tmp/pg_repair_it";
 const RUN_USER: &str = "pgtest";
 
@@ -94,8 +143,10 @@ fn free_port() -> u16 {
 }
 
 fn extension_installed() -> bool {
-    Path::new("/usr/share/postgresql/15/extension/pg_repair.control").exists()
-        && Path::new("/usr/lib/postgresql/15/lib/pg_repair.so").exists()
+    let share = PG_BIN.config("--sharedir");
+    let lib = PG_BIN.config("--pkglibdir");
+    Path::new(&format!("{share}/extension/pg_repair.control")).exists()
+        && Path::new(&format!("{lib}/pg_repair.so")).exists()
 }
 
 impl Cluster {
@@ -111,7 +162,7 @@ impl Cluster {
     pub fn start(extra_conf: &[&str], preload: bool) -> Cluster {
         assert!(
             extension_installed(),
-            "pg_repair is not installed into PostgreSQL 15: run scripts/test.sh (it runs `cargo pgrx install --release`)"
+            "pg_repair is not installed into the PostgreSQL of {PG_BIN}: run scripts/test.sh (it runs `cargo pgrx install --release`)"
         );
         let name = format!(
             "{}-{}-{}",
