@@ -5,7 +5,7 @@
 # The cluster lives in a temporary directory and is stopped and removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+PG_REPAIR_MAJORS=15 bash scripts/setup.sh   # the demo needs PostgreSQL 15 only
 export PATH="$HOME/.cargo/bin:$PATH"
 PG_BIN=/usr/lib/postgresql/15/bin
 

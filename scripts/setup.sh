@@ -4,18 +4,25 @@
 #   Debian packages: PostgreSQL 15 server + headers (bindgen needs clang, pulled in by -server-dev),
 #                    sudo (cargo pgrx test --runas), python3-venv (migration-tool tests),
 #                    libssl-dev (pgrepair's TLS: the openssl crate links the system OpenSSL)
-#   cargo-pgrx at exactly $PGRX_VERSION, `cargo pgrx init` for PG 15, the unprivileged test user.
+#                    bison, flex, zlib, readline, ICU, OpenSSL headers: building PostgreSQL 17 and 18
+#   PostgreSQL 17 and 18 built from Debian's source packages (scripts/build-postgres.sh; a built
+#   version is skipped), cargo-pgrx at exactly $PGRX_VERSION, `cargo pgrx init` registering every
+#   major, the unprivileged test user.
+#
+# Environment: PG_REPAIR_MAJORS (default "15 17 18") chooses the majors to prepare.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PGRX_VERSION=0.18.1
-PG_MAJOR=15
-PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+MAJORS=${PG_REPAIR_MAJORS:-15 17 18}
 TEST_USER=pgtest
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
-          sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl)
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-client-15
+          sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl
+          gcc make bison flex zlib1g-dev libreadline-dev libicu-dev
+          curl gpgv debian-keyring)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,9 +44,22 @@ else
     log "cargo-pgrx $PGRX_VERSION present"
 fi
 
-if ! grep -qs "pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-    log "cargo pgrx init --pg$PG_MAJOR"
-    cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG" >/dev/null
+# Every major's pg_config, registered with cargo pgrx in one `init` (init rewrites its config).
+init_args=()
+missing_init=0
+for major in $MAJORS; do
+    pg_config=$(bash scripts/pg-config-path.sh "$major")
+    if [[ $major != 15 ]]; then
+        start=$SECONDS
+        bash scripts/build-postgres.sh "$major"
+        log "PostgreSQL $major ready ($((SECONDS - start)) s)"
+    fi
+    init_args+=("--pg$major" "$pg_config")
+    grep -qs "pg$major = \"$pg_config\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || missing_init=1
+done
+if ((missing_init)); then
+    log "cargo pgrx init ${init_args[*]}"
+    cargo pgrx init "${init_args[@]}" >/dev/null
 fi
 
 id "$TEST_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$TEST_USER"
