@@ -87,7 +87,8 @@ for major in $PG_REPAIR_MAJORS; do
     install -m 644 extension/sql/pg_repair--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/"
 
     step "PostgreSQL $major: integration tests (scratch clusters, roles, the CLI binary)"
-    PG_REPAIR_PG_BIN=$PG_BIN env -u RUST_BACKTRACE cargo test -p pg_repair_tests -p pgrepair
+    PG_REPAIR_PG_BIN=$PG_BIN PG_REPAIR_EXPECT_MAJOR=$major env -u RUST_BACKTRACE \
+        cargo test -p pg_repair_tests -p pgrepair
     stop_leftover_clusters
     rm -rf /tmp/pg_repair_it
 

@@ -5,7 +5,7 @@
 use crate::audit::{self, now_text};
 use crate::enforcement::Region;
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
-use crate::guc_scope::{as_definer, with_gucs};
+use crate::guc_scope::{self, as_definer, with_gucs};
 use crate::identity::{self, AsUser};
 use crate::lock::lock_playbook;
 use crate::subxact::in_rolled_back_subxact;
@@ -14,6 +14,7 @@ use crate::{gucs, registry, sqlparse};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
+use std::ffi::CStr;
 use std::time::Instant;
 
 /// Built-ins that need no parameters: (id, severity, category tag, query). Each carries the tags
@@ -187,11 +188,15 @@ fn evaluate(spec: &Spec) -> CheckResult {
     let res = in_rolled_back_subxact(|| {
         let _region = Region::check();
         let _as = (!spec.builtin).then(|| AsUser::switch(session, false));
-        let mut settings = vec![(c"transaction_read_only", "on")];
-        if spec.builtin {
-            settings.push((c"search_path", "pg_catalog, pg_temp"));
-        }
-        with_gucs(&settings, || {
+        // Read-only for the rest of this always-rolled-back subtransaction; a check cannot turn
+        // it off again (PostgreSQL refuses read-write inside a read-only subtransaction).
+        guc_scope::set_local_in_rolled_back_subxact(c"transaction_read_only", "on");
+        let settings: &[(&CStr, &str)] = if spec.builtin {
+            &[(c"search_path", "pg_catalog, pg_temp")]
+        } else {
+            &[]
+        };
+        with_gucs(settings, || {
             let timer = Timer::arm(timeout_ms);
             let row = Spi::get_two::<i64, JsonB>(&wrapped);
             drop(timer);

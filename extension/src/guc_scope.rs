@@ -28,6 +28,26 @@ pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Sets a transaction-scoped GUC the way `SET LOCAL` does. For settings PostgreSQL 18 refuses in a
+/// function's SET clause (`transaction_read_only` and the other GUC_NO_RESET ones: "cannot be set
+/// locally in functions"), so `with_gucs`'s save-and-restore cannot take them. Only call it inside
+/// a subtransaction that is always rolled back: that rollback is what restores the old value.
+pub fn set_local_in_rolled_back_subxact(name: &CStr, value: &str) {
+    let value = CString::new(value).unwrap_or_default();
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// The settings every piece of the extension's own SQL runs under, whatever the caller set: a
 /// pinned search_path (nothing planted in the caller's path is ever called), UTC, and fixed text
 /// formats for dates, intervals, numbers and identifiers, so guards decide and row documents hash

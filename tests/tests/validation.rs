@@ -199,13 +199,43 @@ fn a_check_that_errors_is_a_fail_and_checks_cannot_write() {
             "SELECT public.sneaky_write() WHERE false OR true;",
         ),
     );
+    // ... also when it first tries to switch the (sub)transaction back to read-write
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE FUNCTION public.unlock_write() RETURNS int LANGUAGE plpgsql AS $$
+             BEGIN PERFORM set_config('transaction_read_only', 'off', true);
+                   INSERT INTO public.customers VALUES (98); RETURN 1; END $$;",
+        )
+        .unwrap();
+    register(
+        &mut carol,
+        &check_file(
+            "unlocker",
+            "important",
+            "e",
+            "SELECT public.unlock_write() WHERE false OR true;",
+        ),
+    );
     let mut a = c.connect(&db, "alice");
-    let rows = a
+    // The read-only setting of a check does not outlive it: the caller's transaction can write.
+    let mut tx = a.transaction().unwrap();
+    let rows = tx
         .query(
             "SELECT check_id, status, error FROM repair.run_checks(ARRAY['e'])",
             &[],
         )
         .unwrap();
+    let ro: String = tx
+        .query_one("SHOW transaction_read_only", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        ro, "off",
+        "run_checks left the caller's transaction read-only"
+    );
+    tx.batch_execute("CREATE TEMP TABLE after_checks(x int); INSERT INTO after_checks VALUES (1)")
+        .expect("the caller's transaction can still write after run_checks");
+    tx.commit().unwrap();
     let get = |id: &str| {
         rows.iter()
             .find(|r| r.get::<_, String>(0) == id)
@@ -215,6 +245,13 @@ fn a_check_that_errors_is_a_fail_and_checks_cannot_write() {
     let (status, err) = get("broken");
     assert_eq!(status, "FAIL");
     assert!(err.unwrap_or_default().starts_with("42P01"));
+    let (status, err) = get("unlocker");
+    assert_eq!(status, "FAIL");
+    let err = err.unwrap_or_default();
+    assert!(
+        err.starts_with("25001") || err.starts_with("25006"),
+        "a check turned read-only off: {err}"
+    );
     let (status, err) = get("writer");
     assert_eq!(status, "FAIL");
     assert!(
@@ -224,7 +261,7 @@ fn a_check_that_errors_is_a_fail_and_checks_cannot_write() {
     assert_eq!(
         one::<i64>(
             &mut a,
-            "SELECT count(*) FROM public.customers WHERE id = 99"
+            "SELECT count(*) FROM public.customers WHERE id IN (98, 99)"
         ),
         0
     );
