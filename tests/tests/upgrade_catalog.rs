@@ -1,15 +1,85 @@
-//! Upgrades from 0.1.0, as a DBA does them (SPEC "Versions, upgrades, packages"): a database
-//! created by the released 0.1.0 install script keeps working with the new library before the
-//! UPDATE; `ALTER EXTENSION pg_repair UPDATE` keeps every audit row and the chains; and the
+//! Upgrades from every earlier release, as a DBA does them (SPEC "Versions, upgrades, packages"):
+//! a database created by a released install script keeps working with the new library before
+//! the UPDATE; `ALTER EXTENSION pg_repair UPDATE` keeps every audit row and the chains; and the
 //! catalog then equals a fresh CREATE EXTENSION object by object, in place and across
 //! pg_dump/pg_restore. A schema change in sql/ without an upgrade script fails here, naming the
-//! object.
+//! object. Releases are listed in upgrade_common::RELEASES (one row per release).
 
 mod upgrade_common;
 
-use pg_repair_tests::{db_error, Cluster};
-use upgrade_common::catalog::{assert_covers, assert_same, snapshot};
+use pg_repair_tests::{db_error, repo_root, Cluster, PG_BIN};
+use upgrade_common::catalog::{assert_covers, assert_same, differences, snapshot};
 use upgrade_common::*;
+
+/// `0.1.0` -> `upc_0_1_0`-style database names.
+fn db(prefix: &str, release: &str) -> String {
+    format!("{prefix}_{}", release.replace('.', "_"))
+}
+
+#[test]
+fn released_install_scripts_are_frozen_installed_and_upgradable() {
+    let sql = repo_root().join("extension/sql");
+    let installed = format!("{}/extension", PG_BIN.config("--sharedir"));
+    let current = env!("CARGO_PKG_VERSION");
+    let scripts: Vec<String> = std::fs::read_dir(&sql)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for (release, sha) in RELEASES {
+        let name = format!("pg_repair--{release}.sql");
+        let text = std::fs::read(sql.join(&name))
+            .unwrap_or_else(|e| panic!("extension/sql/{name}: {e} (a release's script is kept)"));
+        assert_eq!(
+            pg_repair_core::sha256_hex(&text),
+            *sha,
+            "extension/sql/{name} changed: a released install script is kept exactly as shipped"
+        );
+        assert_eq!(
+            std::fs::read(format!("{installed}/{name}")).ok().as_deref(),
+            Some(&text[..]),
+            "{installed}/{name} is not the repository's (install it: scripts/test.sh does)"
+        );
+        // A chain of upgrade scripts leads from the release to this version.
+        let mut at = release.to_string();
+        while at != current {
+            let next = scripts
+                .iter()
+                .find_map(|s| {
+                    s.strip_prefix(&format!("pg_repair--{at}--"))
+                        .and_then(|r| r.strip_suffix(".sql"))
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no extension/sql/pg_repair--{at}--*.sql: {release} cannot reach {current}"
+                    )
+                });
+            at = next.to_string();
+        }
+    }
+    for s in &scripts {
+        let versions: Vec<&str> = s
+            .trim_start_matches("pg_repair--")
+            .trim_end_matches(".sql")
+            .split("--")
+            .collect();
+        if versions.len() == 1 {
+            assert!(
+                RELEASES.iter().any(|(r, _)| *r == versions[0]),
+                "extension/sql/{s} has no row in upgrade_common::RELEASES"
+            );
+        }
+    }
+    // The installed current script is built from sql/ as it is now (not a stale install).
+    let script = std::fs::read_to_string(format!("{installed}/pg_repair--{current}.sql")).unwrap();
+    for part in ["schema", "checks", "api", "protect"] {
+        let text = std::fs::read_to_string(repo_root().join(format!("sql/{part}.sql"))).unwrap();
+        assert!(
+            script.contains(&text),
+            "the installed pg_repair--{current}.sql does not contain sql/{part}.sql as it is now: \
+             run cargo pgrx install before these tests"
+        );
+    }
+}
 
 #[test]
 fn the_catalog_snapshot_sees_every_kind_of_object() {
@@ -18,110 +88,163 @@ fn the_catalog_snapshot_sees_every_kind_of_object() {
     assert_covers(&snapshot(&mut c.connect("upc_probe", "postgres")));
 }
 
+/// The comparison is not blind: an enabled state, a SET clause, a grant, an initial privilege, a
+/// comment and a config-dump condition that differ are each reported by the object's name.
+#[test]
+fn the_comparison_names_the_object_that_differs() {
+    let c = Cluster::shared();
+    create_fresh(c, "upc_cmp_a");
+    create_fresh(c, "upc_cmp_b");
+    let edits = [
+        "UPDATE pg_catalog.pg_trigger SET tgenabled = 'O' \
+          WHERE tgrelid = 'repair.runs'::regclass AND tgname = 'deny_truncate'",
+        "UPDATE pg_catalog.pg_proc SET proconfig = NULL WHERE oid = 'repair.register(text)'::regprocedure",
+        "GRANT EXECUTE ON FUNCTION repair.hash(text) TO PUBLIC",
+        "DELETE FROM pg_catalog.pg_init_privs WHERE objoid = 'repair.lint(text)'::regprocedure",
+        "UPDATE pg_catalog.pg_description SET description = 'x' \
+          WHERE objoid = 'repair.check_runs'::regclass AND objsubid = 0",
+        "UPDATE pg_catalog.pg_extension SET extcondition[1] = 'WHERE false' WHERE extname = 'pg_repair'",
+        "UPDATE pg_catalog.pg_event_trigger SET evtenabled = 'O' WHERE evtname = 'pg_repair_protect_drop'",
+    ];
+    for edit in edits {
+        c.connect("upc_cmp_b", "postgres")
+            .batch_execute(edit)
+            .unwrap_or_else(|e| panic!("{edit}: {e}"));
+    }
+    let a = snapshot(&mut c.connect("upc_cmp_a", "postgres"));
+    let b = snapshot(&mut c.connect("upc_cmp_b", "postgres"));
+    let diff = differences(&b, &a).join("\n");
+    for object in [
+        "trigger repair.runs.deny_truncate: differs",
+        "function repair.register(source text): differs",
+        "function repair.hash(source text): differs",
+        "initial privileges function repair.lint(text): only in a fresh",
+        "comment on table repair.check_runs: differs",
+        "config dump repair.playbook_versions: differs",
+        "event trigger pg_repair_protect_drop: differs",
+    ] {
+        assert!(diff.contains(object), "{object:?} not reported in:\n{diff}");
+    }
+    assert_eq!(
+        diff.matches(": differs").count() + diff.matches(": only in").count(),
+        7,
+        "{diff}"
+    );
+}
+
 #[test]
 fn update_in_place_keeps_the_audit_and_equals_a_fresh_install() {
     let c = Cluster::shared();
-    create_0_1_0(c, "upc_old");
-    let reg = use_0_1_0_api(c, "upc_old");
-    update_and_check(c, "upc_old", &reg);
-
     create_fresh(c, "upc_fresh");
-    let upgraded = snapshot(&mut c.connect("upc_old", "postgres"));
     let fresh = snapshot(&mut c.connect("upc_fresh", "postgres"));
-    assert_covers(&upgraded);
-    assert_same(&upgraded, &fresh, "in place");
-    assert_eq!(
-        schema_dump(c, "upc_old"),
-        schema_dump(c, "upc_fresh"),
-        "pg_dump -s"
-    );
+    for (release, _) in RELEASES {
+        let old = db("upc_old", release);
+        create_at(c, &old, release);
+        let reg = use_released_api(c, &old);
+        update_and_check(c, &old, &reg);
+        let upgraded = snapshot(&mut c.connect(&old, "postgres"));
+        assert_covers(&upgraded);
+        assert_same(&upgraded, &fresh, &format!("{release}, updated in place"));
+        assert_eq!(
+            schema_dump(c, &old),
+            schema_dump(c, "upc_fresh"),
+            "pg_dump -s, {release}"
+        );
+    }
 }
 
 /// pg_restore recreates the extension at the default version (pg_dump writes no VERSION): the
-/// 0.1.0 rows land in the 0.2.0 tables, and UPDATE has nothing left to do.
+/// released rows land in the current tables, and UPDATE has nothing left to do.
 #[test]
-fn dump_of_a_0_1_0_database_restored_with_the_new_library() {
+fn dump_of_a_released_database_restored_with_the_new_library() {
     let c = Cluster::shared();
-    create_0_1_0(c, "upc_src");
-    let reg = use_0_1_0_api(c, "upc_src");
-    let rows = audit_rows(c, "upc_src");
-    let head = audit_head(c, "upc_src");
-
     let other = Cluster::start(&[], true);
-    create_db(&other, "upc_restored");
-    dump_restore(c, "upc_src", &other, "upc_restored", false);
-    let mut su = other.connect("upc_restored", "postgres");
-    su.batch_execute("ALTER EXTENSION pg_repair UPDATE")
-        .unwrap();
-    assert_eq!(extversion(&mut su), env!("CARGO_PKG_VERSION"));
-    assert_eq!(
-        audit_rows(&other, "upc_restored"),
-        rows,
-        "every audit row restored, unchanged"
-    );
-    assert_eq!(audit_head(&other, "upc_restored"), head);
-    let (ok, row) = verify_audit(&other, "upc_restored");
-    assert!(ok, "{row}");
-    // The next runs chain on, and the catalog equals a fresh install in that cluster.
-    let mut alice = other.connect("upc_restored", "alice");
-    let r = pg_repair_tests::execute(&mut alice, "up_ok", &reg.ok, "after the restore").unwrap();
-    assert_eq!(r["status"], "SUCCESS", "{r}");
-    let (prev, before) = last_link(&other, "upc_restored", "runs", "playbook_id", "up_ok");
-    assert!(prev.is_some() && prev == before);
-    assert!(verify_audit(&other, "upc_restored").0);
     create_fresh(&other, "upc_fresh");
-    assert_same(
-        &snapshot(&mut other.connect("upc_restored", "postgres")),
-        &snapshot(&mut other.connect("upc_fresh", "postgres")),
-        "pg_dump/pg_restore",
-    );
+    let fresh = snapshot(&mut other.connect("upc_fresh", "postgres"));
+    for (release, _) in RELEASES {
+        let (src, restored) = (db("upc_src", release), db("upc_restored", release));
+        create_at(c, &src, release);
+        let reg = use_released_api(c, &src);
+        let rows = audit_rows(c, &src);
+        let head = audit_head(c, &src);
+        create_db(&other, &restored);
+        dump_restore(c, &src, &other, &restored, false);
+        let mut su = other.connect(&restored, "postgres");
+        su.batch_execute("ALTER EXTENSION pg_repair UPDATE")
+            .unwrap();
+        assert_eq!(extversion(&mut su), env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            audit_rows(&other, &restored),
+            rows,
+            "every audit row restored, unchanged"
+        );
+        assert_eq!(audit_head(&other, &restored), head);
+        let (ok, row) = verify_audit(&other, &restored);
+        assert!(ok, "{row}");
+        // The next runs chain on, and the catalog equals a fresh install in that cluster.
+        let mut alice = other.connect(&restored, "alice");
+        let r =
+            pg_repair_tests::execute(&mut alice, "up_ok", &reg.ok, "after the restore").unwrap();
+        assert_eq!(r["status"], "SUCCESS", "{r}");
+        let (prev, before) = last_link(&other, &restored, "runs", "playbook_id", "up_ok");
+        assert!(prev.is_some() && prev == before);
+        assert!(verify_audit(&other, &restored).0);
+        assert_same(
+            &snapshot(&mut other.connect(&restored, "postgres")),
+            &fresh,
+            &format!("{release}, pg_dump/pg_restore"),
+        );
+    }
 }
 
-/// The DBA who restores into a database prepared at 0.1.0 (CREATE EXTENSION ... VERSION '0.1.0'
+/// The DBA who restores into a database prepared at the release (CREATE EXTENSION ... VERSION
 /// first; the dump's CREATE EXTENSION IF NOT EXISTS then keeps it), works with it, then updates.
 #[test]
-fn dump_restored_at_0_1_0_then_updated() {
+fn dump_restored_at_the_release_then_updated() {
     let c = Cluster::shared();
-    create_0_1_0(c, "upc_src2");
-    let reg = use_0_1_0_api(c, "upc_src2");
-    let rows = audit_rows(c, "upc_src2");
-    let head = audit_head(c, "upc_src2");
-
     let other = Cluster::start(&[], true);
-    create_db(&other, "upc_at010");
-    other
-        .connect("upc_at010", "postgres")
-        .batch_execute("CREATE EXTENSION pg_repair VERSION '0.1.0'")
-        .unwrap();
-    dump_restore(c, "upc_src2", &other, "upc_at010", true);
-    let mut su = other.connect("upc_at010", "postgres");
-    assert_eq!(extversion(&mut su), "0.1.0");
-    assert_eq!(audit_rows(&other, "upc_at010"), rows);
-    assert_eq!(audit_head(&other, "upc_at010"), head);
-    assert!(
-        verify_audit(&other, "upc_at010").0,
-        "verify_audit() after the restore"
-    );
-    update_and_check(&other, "upc_at010", &reg);
-    create_fresh(&other, "upc_fresh2");
-    assert_same(
-        &snapshot(&mut other.connect("upc_at010", "postgres")),
-        &snapshot(&mut other.connect("upc_fresh2", "postgres")),
-        "pg_restore at 0.1.0, then UPDATE",
-    );
-    assert_eq!(
-        schema_dump(&other, "upc_at010"),
-        schema_dump(&other, "upc_fresh2"),
-        "pg_dump -s"
-    );
+    create_fresh(&other, "upc_fresh");
+    let fresh = snapshot(&mut other.connect("upc_fresh", "postgres"));
+    for (release, _) in RELEASES {
+        let (src, target) = (db("upc_src2", release), db("upc_at", release));
+        create_at(c, &src, release);
+        let reg = use_released_api(c, &src);
+        let rows = audit_rows(c, &src);
+        let head = audit_head(c, &src);
+        create_db(&other, &target);
+        other
+            .connect(&target, "postgres")
+            .batch_execute(&format!("CREATE EXTENSION pg_repair VERSION '{release}'"))
+            .unwrap();
+        dump_restore(c, &src, &other, &target, true);
+        let mut su = other.connect(&target, "postgres");
+        assert_eq!(extversion(&mut su), *release);
+        assert_eq!(audit_rows(&other, &target), rows);
+        assert_eq!(audit_head(&other, &target), head);
+        assert!(
+            verify_audit(&other, &target).0,
+            "verify_audit() after the restore"
+        );
+        update_and_check(&other, &target, &reg);
+        assert_same(
+            &snapshot(&mut other.connect(&target, "postgres")),
+            &fresh,
+            &format!("{release}, pg_restore at {release}, then UPDATE"),
+        );
+        assert_eq!(
+            schema_dump(&other, &target),
+            schema_dump(&other, "upc_fresh"),
+            "pg_dump -s"
+        );
+    }
 }
 
 /// On a 0.1.0 schema the library still detects an edited run (the chains 0.1.0 had are verified).
 #[test]
 fn an_edit_on_a_0_1_0_schema_is_still_detected() {
     let c = Cluster::shared();
-    create_0_1_0(c, "upc_edit");
-    use_0_1_0_api(c, "upc_edit");
+    create_at(c, "upc_edit", "0.1.0");
+    use_released_api(c, "upc_edit");
     let mut su = c.connect("upc_edit", "postgres");
     let run: String = su
         .query_one(
@@ -167,7 +290,7 @@ fn a_schema_that_is_neither_release_is_refused() {
     ];
     for (db, at_010, edit) in tamper {
         if *at_010 {
-            create_0_1_0(c, db);
+            create_at(c, db, "0.1.0");
         } else {
             create_fresh(c, db);
         }

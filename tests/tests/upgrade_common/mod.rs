@@ -1,5 +1,5 @@
-//! What a DBA does with a database created by 0.1.0: use it with the new library (the 0.1.0 API
-//! only), then ALTER EXTENSION pg_repair UPDATE. Shared by the upgrade tests.
+//! What a DBA does with a database created by an earlier release: use it with the new library
+//! (the released API only), then ALTER EXTENSION pg_repair UPDATE. Shared by the upgrade tests.
 
 #![allow(dead_code)]
 
@@ -10,6 +10,14 @@ use postgres::Client;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
+
+/// Every earlier release, oldest first: (version, SHA-256 of its install script as shipped, kept
+/// unchanged in extension/sql/pg_repair--VERSION.sql). Each release adds a row here (see
+/// CONTRIBUTING.md); every test below runs for every row.
+pub const RELEASES: &[(&str, &str)] = &[(
+    "0.1.0",
+    "877d5334232516eef28314f213c33e97c46980c6cb705cb3ff8b3c1b639fb45e",
+)];
 
 /// Grants on the validation API (0.1.0 has every one of these functions).
 pub const VALIDATION_GRANTS: &str = "
@@ -34,18 +42,18 @@ pub fn create_db(c: &Cluster, db: &str) {
         .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
 }
 
-/// A database as 0.1.0's install script made it, with the usual grants.
-pub fn create_0_1_0(c: &Cluster, db: &str) {
+/// A database as `release`'s install script made it, with the usual grants.
+pub fn create_at(c: &Cluster, db: &str, release: &str) {
     create_db(c, db);
     let mut su = c.connect(db, "postgres");
-    su.batch_execute("CREATE EXTENSION pg_repair VERSION '0.1.0'")
-        .expect("CREATE EXTENSION pg_repair VERSION '0.1.0' (install extension/sql/pg_repair--0.1.0.sql into the server's sharedir)");
+    su.batch_execute(&format!("CREATE EXTENSION pg_repair VERSION '{release}'"))
+        .unwrap_or_else(|e| panic!("CREATE EXTENSION pg_repair VERSION '{release}' (install extension/sql/pg_repair--{release}.sql into the server's sharedir): {e}"));
     su.batch_execute(GRANTS_SQL).expect("grants");
     su.batch_execute(VALIDATION_GRANTS)
         .expect("validation grants");
 }
 
-/// A fresh CREATE EXTENSION with the same grants and the same user objects as [`use_0_1_0_api`]
+/// A fresh CREATE EXTENSION with the same grants and the same user objects as [`use_released_api`]
 /// leaves (the playbooks create public.up_t as alice).
 pub fn create_fresh(c: &Cluster, db: &str) {
     create_db(c, db);
@@ -66,16 +74,16 @@ pub fn extversion(c: &mut Client) -> String {
     .get(0)
 }
 
-/// Hashes of the playbooks [`use_0_1_0_api`] registered.
+/// Hashes of the playbooks [`use_released_api`] registered.
 pub struct Registered {
     pub ok: String,
     pub fail: String,
 }
 
-/// Every 0.1.0 operation, as the roles that do them, each asserted to work: register, retire,
-/// execute (SUCCESS and FAILED), run_checks + decision, baseline_capture + baseline_verify,
-/// verify_audit (0.1.0's five columns), audit_head.
-pub fn use_0_1_0_api(c: &Cluster, db: &str) -> Registered {
+/// Every operation of the first release's API (later releases keep it), as the roles that do
+/// them, each asserted to work: register, retire, execute (SUCCESS and FAILED), run_checks +
+/// decision, baseline_capture + baseline_verify, verify_audit (0.1.0's five columns), audit_head.
+pub fn use_released_api(c: &Cluster, db: &str) -> Registered {
     let mut carol = c.connect(db, "carol");
     let (_, ok, status) = register(
         &mut carol,
@@ -157,7 +165,7 @@ pub fn use_0_1_0_api(c: &Cluster, db: &str) -> Registered {
     assert_eq!(drift[0].get::<_, String>(1), "changed");
 
     let (ok_audit, _) = verify_audit(c, db);
-    assert!(ok_audit, "verify_audit() on the 0.1.0 schema");
+    assert!(ok_audit, "verify_audit() before the update");
     let _ = audit_head(c, db);
     Registered { ok, fail }
 }
@@ -302,7 +310,7 @@ pub fn update_and_check(c: &Cluster, db: &str, reg: &Registered) {
     let (prev, before) = last_link(c, db, "check_results", "check_id", "up_check");
     assert!(prev.is_some() && prev == before, "check chain continues");
     // The label's chain begins with its first capture after the update; verify still compares
-    // with the label's first capture, made by 0.1.0.
+    // with the label's first capture, made before it.
     alice
         .batch_execute("SELECT * FROM repair.baseline_capture('before-upgrade')")
         .unwrap();
@@ -315,7 +323,7 @@ pub fn update_and_check(c: &Cluster, db: &str, reg: &Registered) {
     assert_eq!(
         drift.len(),
         1,
-        "the drift since the 0.1.0 capture is still reported"
+        "the drift since the first capture is still reported"
     );
     let (ok, row) = verify_audit(c, db);
     assert!(ok, "verify_audit() after new rows: {row}");
