@@ -44,7 +44,7 @@ step "install the release build"
 (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG")
 # Released install scripts (cargo pgrx installs only the current one and the upgrade scripts), so
 # the upgrade tests can create a database exactly as an earlier release did.
-install -m 644 extension/sql/pg_repair--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/"
+install -m 644 extension/sql/pg_repair--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 
 step "integration tests (scratch clusters, roles, the CLI binary)"
 env -u RUST_BACKTRACE cargo test -p pg_repair_tests -p pgrepair

@@ -102,7 +102,14 @@ pub fn now_text() -> String {
 /// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
 /// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
 pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
-    let key_col = chained(table).key_col;
+    let chain = chained(table);
+    // Nothing is appended to a schema that is no release's exactly (schema::detect refuses it),
+    // nor to a chain that schema does not have.
+    assert!(
+        chains(schema::detect()).iter().any(|c| c.table == table),
+        "repair.{table} is not chained in this database's schema"
+    );
+    let key_col = chain.key_col;
     // A fresh snapshot per statement (READ COMMITTED): the previous run committed by another
     // session before we got the lock is visible here.
     let prev: Option<String> = Spi::get_one_with_args(

@@ -71,7 +71,7 @@ pub fn detect() -> Schema {
                 verify_result.as_deref().unwrap_or("(no such function)")
             ),
         )
-        .detail("Its objects were changed outside CREATE/ALTER EXTENSION: pg_repair refuses to write or verify the audit against a schema it does not recognise.")
+        .detail("Its objects were changed outside CREATE/ALTER EXTENSION: pg_repair appends nothing to the audit and verifies nothing against a schema it does not recognise.")
         .hint("Compare the schema with a fresh CREATE EXTENSION pg_repair, and run ALTER EXTENSION pg_repair UPDATE."),
     )
 }

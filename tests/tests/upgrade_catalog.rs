@@ -276,8 +276,8 @@ fn an_edit_on_a_0_1_0_schema_is_still_detected() {
 }
 
 /// Fail closed: a schema that is neither 0.1.0's nor this release's exactly (a version that
-/// disagrees with the columns, a 0.2.0 column renamed away) is refused, so claiming 0.1.0 cannot
-/// switch off the checks 0.2.0 added.
+/// disagrees with the columns, a 0.2.0 column renamed away) is refused by everything that writes
+/// or verifies the audit, so claiming 0.1.0 cannot switch off the checks 0.2.0 added.
 #[test]
 fn a_schema_that_is_neither_release_is_refused() {
     let c = Cluster::shared();
@@ -294,12 +294,33 @@ fn a_schema_that_is_neither_release_is_refused() {
         } else {
             create_fresh(c, db);
         }
+        let (_, hash, _) = pg_repair_tests::register(
+            &mut c.connect(db, "carol"),
+            &pg_repair_tests::playbook(
+                "up_mm",
+                "CREATE TABLE IF NOT EXISTS public.up_mm (id int);",
+            ),
+        );
         let mut su = c.connect(db, "postgres");
         su.batch_execute(edit).unwrap();
+        // Nothing runs unrecorded: execute is refused before its statements.
+        let mut alice = c.connect(db, "alice");
+        let e = db_error(pg_repair_tests::execute(&mut alice, "up_mm", &hash, "r"));
+        assert!(
+            e.message().starts_with("SCHEMA_MISMATCH"),
+            "{db}: execute: {}",
+            e.message()
+        );
+        let ran: bool = su
+            .query_one("SELECT to_regclass('public.up_mm') IS NOT NULL", &[])
+            .unwrap()
+            .get(0);
+        assert!(!ran, "{db}: the refused playbook left its table");
         for sql in [
             "SELECT * FROM repair.verify_audit()",
             "SELECT repair.audit_head()",
             "SELECT * FROM repair.baseline_capture('x')",
+            "SELECT * FROM repair.run_checks(NULL)",
         ] {
             let e = db_error(su.query(sql, &[]));
             assert_eq!(e.code().code(), "55000", "{db}: {sql}: {}", e.message());
