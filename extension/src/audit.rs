@@ -114,11 +114,17 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
     // session before we got the lock is visible here.
     let prev: Option<String> = Spi::get_one_with_args(
         &format!(
-            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 ORDER BY seq DESC LIMIT 1)"
+            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
+                      ORDER BY seq DESC LIMIT 1)"
         ),
         &[key.into()],
     )
     .expect("chain head");
+    // The first chained row of a chain that began with 0.2.0 links to the rows from before it.
+    let prev = match prev {
+        None if chain.chained_since_0_2_0 => link_to_unchained(key, None),
+        prev => prev,
+    };
     let seq: i64 = Spi::get_one(&format!(
         "SELECT pg_catalog.nextval('repair.{table}_seq_seq')"
     ))
@@ -159,6 +165,26 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
         ));
     }
     row_hash
+}
+
+/// What the first chained capture of a label links to instead of NULL: the digest of the label's
+/// captures from before 0.2.0 (unchained; each row with its counts), in seq order, those before
+/// `before_seq` when given. So a capture slipped in before a chain, or an old one edited or
+/// removed, breaks the link. None when the label has no such captures (as on a fresh install).
+/// baseline_captures is the only chain that began with 0.2.0.
+fn link_to_unchained(label: &str, before_seq: Option<i64>) -> Option<String> {
+    Spi::get_one_with_args::<JsonB>(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
+                  'row', pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash', \
+                  'counts', (SELECT COALESCE(pg_catalog.jsonb_object_agg(c.table_name, c.row_count), '{}') \
+                               FROM repair.baseline_counts c WHERE c.capture_id = r.capture_id)) \
+                ORDER BY r.seq) \
+           FROM repair.baseline_captures r \
+          WHERE r.label = $1 AND r.row_hash IS NULL AND ($2::bigint IS NULL OR r.seq < $2)",
+        &[label.into(), before_seq.into()],
+    )
+    .expect("captures from before 0.2.0")
+    .map(|d| digest_of(&d.0))
 }
 
 /// SHA-256 of the canonical JSON of a stored row's document (every column): what a registry
@@ -267,15 +293,18 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash' \
            FROM repair.{table} r ORDER BY {key_col}, seq"
     );
-    Spi::connect(|client| {
+    // First chained rows of a chain that began with 0.2.0: (id, seq, key, prev_hash), whose link
+    // to the rows from before it is checked after the scan.
+    let first_links: Vec<(String, i64, String, Option<String>)> = Spi::connect(|client| {
         let mut cursor = client.open_cursor(&query, &[]);
         // (chain key, stored row_hash of its previous row). Links are checked against the stored
         // hash, so one edited row is reported once and the rows after it still verify.
         let mut last: Option<(String, Option<String>)> = None;
+        let mut first_links = Vec::new();
         loop {
             let batch = cursor.fetch(BATCH).expect("fetch");
             if batch.is_empty() {
-                return;
+                return first_links;
             }
             for row in batch {
                 let id: String = row.get(1).ok().flatten().unwrap_or_default();
@@ -299,7 +328,9 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                     Some((k, h)) if *k == key => h.clone(),
                     _ => None,
                 };
-                if prev != expected_prev {
+                if c.chained_since_0_2_0 && expected_prev.is_none() {
+                    first_links.push((id.clone(), seq, key.clone(), prev.clone()));
+                } else if prev != expected_prev {
                     v.add(table, Some(id.clone()), Some(seq), Some(&key), format!(
                         "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
                         prev.as_deref().unwrap_or("NULL"), expected_prev.as_deref().unwrap_or("NULL")));
@@ -314,7 +345,15 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 last = Some((key, stored));
             }
         }
-    })
+    });
+    for (id, seq, key, prev) in first_links {
+        let expected = link_to_unchained(&key, Some(seq));
+        if prev != expected {
+            v.add(table, Some(id), Some(seq), Some(&key), format!(
+                "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the {key_col}'s rows from before 0.2.0 ({}): one of them was inserted, edited or deleted",
+                prev.as_deref().unwrap_or("NULL"), expected.as_deref().unwrap_or("none")));
+        }
+    }
 }
 
 fn verify_versions(schema: Schema, v: &mut Verification) {

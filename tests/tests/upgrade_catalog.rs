@@ -341,3 +341,80 @@ fn a_schema_that_is_neither_release_is_refused() {
         );
     }
 }
+
+/// Baseline captures made before 0.2.0 were never chained; the first chained capture of their
+/// label links to them (rows and counts). So an unchained capture slipped in before a label's
+/// chain (as the reference baseline_verify compares with), or an old count edited, is reported.
+#[test]
+fn captures_from_before_the_chain_are_pinned_by_it() {
+    let c = Cluster::shared();
+    let insert_before = |db: &str, label: &str| {
+        c.connect(db, "postgres")
+            .batch_execute(&format!(
+                "INSERT INTO repair.baseline_captures \
+                   (capture_id, seq, label, scope, captured_at, session_user_name, table_count) \
+                 VALUES (gen_random_uuid(), -1, '{label}', 'all', now() - interval '1 year', 'postgres', 0)"
+            ))
+            .unwrap();
+    };
+    let edit_old_count = |db: &str| {
+        let triggers = |state: &str| {
+            c.connect(db, "postgres")
+                .batch_execute(&format!(
+                    "UPDATE pg_catalog.pg_trigger SET tgenabled = '{state}' \
+                      WHERE tgrelid = 'repair.baseline_counts'::regclass"
+                ))
+                .unwrap()
+        };
+        triggers("D");
+        c.connect(db, "postgres")
+            .batch_execute(
+                "UPDATE repair.baseline_counts SET row_count = row_count + 1 \
+                  WHERE capture_id = (SELECT capture_id FROM repair.baseline_captures ORDER BY seq LIMIT 1)",
+            )
+            .unwrap();
+        triggers("A");
+    };
+    for (release, _) in RELEASES {
+        for (n, tamper) in ["insert", "edit"].iter().enumerate() {
+            let db = db(&format!("upc_pin{n}"), release);
+            create_at(c, &db, release);
+            let reg = use_released_api(c, &db);
+            update_and_check(c, &db, &reg);
+            let first: Option<String> = c
+                .connect(&db, "postgres")
+                .query_one(
+                    "SELECT prev_hash FROM repair.baseline_captures \
+                      WHERE label = 'before-upgrade' AND row_hash IS NOT NULL ORDER BY seq LIMIT 1",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert!(
+                first.is_some(),
+                "the first chained capture links to the older ones"
+            );
+            match *tamper {
+                "insert" => insert_before(&db, "before-upgrade"),
+                _ => edit_old_count(&db),
+            }
+            let (ok, row) = verify_audit(c, &db);
+            assert!(!ok, "{release} {tamper}: {row}");
+            assert_eq!(row["first_bad_table"], "baseline_captures", "{row}");
+            let problem = row["problem"].as_str().unwrap_or_default();
+            assert!(problem.contains("rows from before 0.2.0"), "{problem}");
+        }
+    }
+    // A fresh install: a label's chain has no older captures to link to; one slipped in is seen.
+    create_fresh(c, "upc_pin_fresh");
+    c.connect("upc_pin_fresh", "alice")
+        .batch_execute("SELECT * FROM repair.baseline_capture('fresh')")
+        .unwrap();
+    assert!(verify_audit(c, "upc_pin_fresh").0);
+    insert_before("upc_pin_fresh", "fresh");
+    let (ok, row) = verify_audit(c, "upc_pin_fresh");
+    assert!(!ok, "{row}");
+    assert_eq!(row["first_bad_table"], "baseline_captures", "{row}");
+    let problem = row["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("rows from before 0.2.0"), "{problem}");
+}
