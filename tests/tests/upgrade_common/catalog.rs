@@ -61,10 +61,11 @@ fn queries() -> Vec<(&'static str, String)> {
                (2, 'type ' || format_type(a.atttypid, a.atttypmod)), \
                (3, 'not null ' || a.attnotnull), \
                (4, 'default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '(none)')), \
-               (5, 'identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text), \
+               (5, 'identity ' || coalesce(nullif(a.attidentity::text, ''), '(none)') \
+                   || ' generated ' || coalesce(nullif(a.attgenerated::text, ''), '(none)')), \
                (6, 'collation ' || coalesce((SELECT collname FROM pg_collation WHERE oid = a.attcollation), '(none)')), \
                (7, 'storage ' || a.attstorage::text), \
-               (8, 'acl ' || coalesce((SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x), ''))) v(o, l) \
+               (8, 'acl ' || coalesce((SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a.attacl) x), '(none)'))) v(o, l) \
              WHERE c.relnamespace = {ns} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')")),
         ("constraints", format!(
             "SELECT 'constraint repair.' || c.relname || '.' || k.conname, v.o, v.l \
