@@ -84,7 +84,7 @@ for major in $PG_REPAIR_MAJORS; do
     (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG")
     # Released install scripts (cargo pgrx installs only the current one and the upgrade scripts),
     # so the upgrade tests can create a database exactly as an earlier release did.
-    install -m 644 extension/sql/pg_repair--0.1.0.sql "$("$PG_CONFIG" --sharedir)/extension/"
+    install -m 644 extension/sql/pg_repair--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 
     step "PostgreSQL $major: integration tests (scratch clusters, roles, the CLI binary)"
     PG_REPAIR_PG_BIN=$PG_BIN PG_REPAIR_EXPECT_MAJOR=$major env -u RUST_BACKTRACE \

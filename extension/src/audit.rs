@@ -6,6 +6,7 @@
 //! so one chain never forks; chains of different playbooks never wait on each other.
 
 use crate::guc_scope::as_definer;
+use crate::schema::{self, Schema};
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -17,9 +18,10 @@ pub struct Chained {
     pub table: &'static str,
     pub id_col: &'static str,
     pub key_col: &'static str,
-    /// Chains added after 0.1.0 enter audit_head() only once they have a row, so a head pinned
-    /// before an upgrade stays valid across it.
-    pub in_head_when_empty: bool,
+    /// The chain began with 0.2.0 (the table existed in 0.1.0, unchained): on a 0.1.0 schema it
+    /// is neither written nor verified; rows from before 0.2.0 have no row_hash; and it enters
+    /// audit_head() only with chained rows, so a head pinned before an upgrade stays valid.
+    pub chained_since_0_2_0: bool,
 }
 
 pub const CHAINED: &[Chained] = &[
@@ -27,50 +29,41 @@ pub const CHAINED: &[Chained] = &[
         table: "registry_events",
         id_col: "event_id",
         key_col: "playbook_id",
-        in_head_when_empty: true,
+        chained_since_0_2_0: false,
     },
     Chained {
         table: "runs",
         id_col: "run_id",
         key_col: "playbook_id",
-        in_head_when_empty: true,
+        chained_since_0_2_0: false,
     },
     Chained {
         table: "check_results",
         id_col: "result_id",
         key_col: "check_id",
-        in_head_when_empty: true,
+        chained_since_0_2_0: false,
     },
     Chained {
         table: "check_runs",
         id_col: "run_id",
         key_col: "chain_key",
-        in_head_when_empty: true,
+        chained_since_0_2_0: false,
     },
     Chained {
         table: "baseline_captures",
         id_col: "capture_id",
         key_col: "label",
-        in_head_when_empty: false,
+        chained_since_0_2_0: true,
     },
 ];
 
-/// The chained tables this database's schema has: a database created by an earlier release
-/// keeps working with this library until ALTER EXTENSION pg_repair UPDATE adds the rest.
-fn present() -> Vec<&'static Chained> {
+/// The chains this database's schema has (schema.rs decides, by catalog, and refuses a schema that
+/// is not exactly one release's): a database created by 0.1.0 keeps working with this library
+/// until ALTER EXTENSION pg_repair UPDATE adds the rest.
+fn chains(schema: Schema) -> Vec<&'static Chained> {
     CHAINED
         .iter()
-        .filter(|c| {
-            Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-                   WHERE attrelid = pg_catalog.to_regclass('repair.' || $1) \
-                     AND attname = 'row_hash' AND NOT attisdropped)",
-                &[c.table.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-        })
+        .filter(|c| schema == Schema::Current || !c.chained_since_0_2_0)
         .collect()
 }
 
@@ -109,16 +102,29 @@ pub fn now_text() -> String {
 /// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
 /// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
 pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
-    let key_col = chained(table).key_col;
+    let chain = chained(table);
+    // Nothing is appended to a schema that is no release's exactly (schema::detect refuses it),
+    // nor to a chain that schema does not have.
+    assert!(
+        chains(schema::detect()).iter().any(|c| c.table == table),
+        "repair.{table} is not chained in this database's schema"
+    );
+    let key_col = chain.key_col;
     // A fresh snapshot per statement (READ COMMITTED): the previous run committed by another
     // session before we got the lock is visible here.
     let prev: Option<String> = Spi::get_one_with_args(
         &format!(
-            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 ORDER BY seq DESC LIMIT 1)"
+            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
+                      ORDER BY seq DESC LIMIT 1)"
         ),
         &[key.into()],
     )
     .expect("chain head");
+    // The first chained row of a chain that began with 0.2.0 links to the rows from before it.
+    let prev = match prev {
+        None if chain.chained_since_0_2_0 => link_to_unchained(key, None),
+        prev => prev,
+    };
     let seq: i64 = Spi::get_one(&format!(
         "SELECT pg_catalog.nextval('repair.{table}_seq_seq')"
     ))
@@ -159,6 +165,26 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
         ));
     }
     row_hash
+}
+
+/// What the first chained capture of a label links to instead of NULL: the digest of the label's
+/// captures from before 0.2.0 (unchained; each row with its counts), in seq order, those before
+/// `before_seq` when given. So a capture slipped in before a chain, or an old one edited or
+/// removed, breaks the link. None when the label has no such captures (as on a fresh install).
+/// baseline_captures is the only chain that began with 0.2.0.
+fn link_to_unchained(label: &str, before_seq: Option<i64>) -> Option<String> {
+    Spi::get_one_with_args::<JsonB>(
+        "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
+                  'row', pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash', \
+                  'counts', (SELECT COALESCE(pg_catalog.jsonb_object_agg(c.table_name, c.row_count), '{}') \
+                               FROM repair.baseline_counts c WHERE c.capture_id = r.capture_id)) \
+                ORDER BY r.seq) \
+           FROM repair.baseline_captures r \
+          WHERE r.label = $1 AND r.row_hash IS NULL AND ($2::bigint IS NULL OR r.seq < $2)",
+        &[label.into(), before_seq.into()],
+    )
+    .expect("captures from before 0.2.0")
+    .map(|d| digest_of(&d.0))
 }
 
 /// SHA-256 of the canonical JSON of a stored row's document (every column): what a registry
@@ -242,12 +268,13 @@ const BATCH: i64 = 1000;
 pub fn verify() -> Verification {
     as_definer(|| {
         let mut v = Verification::default();
-        let tables = present();
-        for c in &tables {
+        let schema = schema::detect();
+        for c in chains(schema) {
             verify_chain(c, &mut v);
         }
-        verify_versions(&mut v);
-        if tables.iter().any(|c| c.table == "baseline_captures") {
+        verify_versions(schema, &mut v);
+        // Counts are pinned by a digest only since 0.2.0.
+        if schema == Schema::Current {
             verify_baseline_counts(&mut v);
         }
         v
@@ -266,15 +293,18 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash' \
            FROM repair.{table} r ORDER BY {key_col}, seq"
     );
-    Spi::connect(|client| {
+    // First chained rows of a chain that began with 0.2.0: (id, seq, key, prev_hash), whose link
+    // to the rows from before it is checked after the scan.
+    let first_links: Vec<(String, i64, String, Option<String>)> = Spi::connect(|client| {
         let mut cursor = client.open_cursor(&query, &[]);
         // (chain key, stored row_hash of its previous row). Links are checked against the stored
         // hash, so one edited row is reported once and the rows after it still verify.
         let mut last: Option<(String, Option<String>)> = None;
+        let mut first_links = Vec::new();
         loop {
             let batch = cursor.fetch(BATCH).expect("fetch");
             if batch.is_empty() {
-                return;
+                return first_links;
             }
             for row in batch {
                 let id: String = row.get(1).ok().flatten().unwrap_or_default();
@@ -284,7 +314,7 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 let seq: i64 = row.get(5).ok().flatten().unwrap_or_default();
                 let doc: Option<JsonB> = row.get(6).ok().flatten();
                 v.rows_checked += 1;
-                if *table == "baseline_captures" && stored.is_none() {
+                if c.chained_since_0_2_0 && stored.is_none() {
                     // A capture made before 0.2.0, never chained: acceptable only before its
                     // label's chain begins.
                     if matches!(&last, Some((k, Some(_))) if *k == key) {
@@ -298,7 +328,9 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                     Some((k, h)) if *k == key => h.clone(),
                     _ => None,
                 };
-                if prev != expected_prev {
+                if c.chained_since_0_2_0 && expected_prev.is_none() {
+                    first_links.push((id.clone(), seq, key.clone(), prev.clone()));
+                } else if prev != expected_prev {
                     v.add(table, Some(id.clone()), Some(seq), Some(&key), format!(
                         "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
                         prev.as_deref().unwrap_or("NULL"), expected_prev.as_deref().unwrap_or("NULL")));
@@ -313,22 +345,35 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
                 last = Some((key, stored));
             }
         }
-    })
+    });
+    for (id, seq, key, prev) in first_links {
+        let expected = link_to_unchained(&key, Some(seq));
+        if prev != expected {
+            v.add(table, Some(id), Some(seq), Some(&key), format!(
+                "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the {key_col}'s rows from before 0.2.0 ({}): one of them was inserted, edited or deleted",
+                prev.as_deref().unwrap_or("NULL"), expected.as_deref().unwrap_or("none")));
+        }
+    }
 }
 
-fn verify_versions(v: &mut Verification) {
+fn verify_versions(schema: Schema, v: &mut Verification) {
     // (id, version, hash, canonical, Some(digest pinned by its event, None for an event written
     // before digests existed) or None without any event).
     type Row = (String, i32, String, String, Option<Option<String>>);
     let rows: Vec<Row> = Spi::connect(|client| {
+        // A 0.1.0 schema has no version digests: its events pin the hash only (as 0.1.0 did).
+        let digest = match schema {
+            Schema::Current => "ev.version_digest",
+            Schema::V0_1_0 => "NULL::text",
+        };
         let rows = client.select(
-            "SELECT v.playbook_id, v.version, v.hash, v.canonical, e.found, e.version_digest \
+            &format!("SELECT v.playbook_id, v.version, v.hash, v.canonical, e.found, e.version_digest \
                FROM repair.playbook_versions v \
-               LEFT JOIN LATERAL (SELECT true AS found, ev.version_digest FROM repair.registry_events ev \
+               LEFT JOIN LATERAL (SELECT true AS found, {digest} AS version_digest FROM repair.registry_events ev \
                                    WHERE ev.playbook_id = v.playbook_id AND ev.version = v.version \
                                      AND ev.hash = v.hash AND ev.action IN ('new', 'updated') \
                                    ORDER BY ev.seq LIMIT 1) e ON true \
-              ORDER BY v.playbook_id, v.version",
+              ORDER BY v.playbook_id, v.version"),
             None,
             &[],
         )?;
@@ -416,18 +461,25 @@ pub fn head() -> String {
         for Chained {
             table,
             key_col,
-            in_head_when_empty,
+            chained_since_0_2_0,
             ..
-        } in present()
+        } in chains(schema::detect())
         {
+            // Rows from before a chain began carry no row_hash and are no link of it (verify
+            // refuses one after the chain began).
+            let chained_only = if *chained_since_0_2_0 {
+                "WHERE row_hash IS NOT NULL"
+            } else {
+                ""
+            };
             let heads: Option<JsonB> = Spi::get_one(&format!(
                 "SELECT COALESCE(pg_catalog.jsonb_object_agg({key_col}, row_hash), '{{}}') FROM \
                    (SELECT DISTINCT ON ({key_col}) {key_col}, row_hash FROM repair.{table} \
-                     ORDER BY {key_col}, seq DESC) h"
+                     {chained_only} ORDER BY {key_col}, seq DESC) h"
             ))
             .expect("heads");
             let heads = heads.map_or(Value::Object(Map::new()), |j| j.0);
-            if *in_head_when_empty || heads.as_object().is_some_and(|m| !m.is_empty()) {
+            if !*chained_since_0_2_0 || heads.as_object().is_some_and(|m| !m.is_empty()) {
                 all.insert((*table).into(), heads);
             }
         }

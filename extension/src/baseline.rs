@@ -7,6 +7,7 @@ use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::identity::{self, AsUser};
 use crate::lock::lock_playbook;
+use crate::schema::{self, Schema};
 use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -123,11 +124,28 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
         v.insert("captured_at".into(), json!(now_text()));
         v.insert("session_user_name".into(), json!(session_name));
         v.insert("table_count".into(), json!(counts.len()));
-        v.insert(
-            "counts_digest".into(),
-            json!(audit::digest_of(&Value::Object(doc))),
-        );
-        audit::append("baseline_captures", label, v);
+        match schema::detect() {
+            Schema::Current => {
+                v.insert(
+                    "counts_digest".into(),
+                    json!(audit::digest_of(&Value::Object(doc))),
+                );
+                audit::append("baseline_captures", label, v);
+            }
+            // A 0.1.0 schema has no chain columns: the capture is stored as 0.1.0 stored it
+            // (unchained; after the UPDATE the label's chain begins with its next capture).
+            Schema::V0_1_0 => {
+                v.insert("label".into(), json!(label));
+                Spi::run_with_args(
+                    "INSERT INTO repair.baseline_captures \
+                       (capture_id, label, scope, captured_at, session_user_name, table_count) \
+                     SELECT r.capture_id, r.label, r.scope, r.captured_at, r.session_user_name, r.table_count \
+                       FROM pg_catalog.jsonb_populate_record(NULL::repair.baseline_captures, $1) r",
+                    &[pgrx::JsonB(Value::Object(v)).into()],
+                )
+                .expect("capture");
+            }
+        }
         let (names, rows): (Vec<String>, Vec<i64>) = counts.iter().cloned().unzip();
         Spi::run_with_args(
             "INSERT INTO repair.baseline_counts (capture_id, table_name, row_count) \

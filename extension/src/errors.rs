@@ -41,6 +41,9 @@ pub enum Kind {
     RuntimeBlocked,
     /// A stored row no longer matches its hash: refused, never trusted.
     Tampered,
+    /// The extension's schema is not exactly one release's (changed outside CREATE/ALTER
+    /// EXTENSION): nothing is written or verified against it.
+    SchemaMismatch,
 }
 
 impl Kind {
@@ -65,6 +68,7 @@ impl Kind {
             Kind::Cancelled => ("57014", "QUERY_CANCELED"),
             Kind::RuntimeBlocked => ("42501", "RUNTIME_BLOCKED"),
             Kind::Tampered => ("XX001", "TAMPERED"),
+            Kind::SchemaMismatch => ("55000", "SCHEMA_MISMATCH"),
         }
     }
     pub fn code(self) -> &'static str {

@@ -169,6 +169,9 @@ pub fn execute(req: &Request) -> Result<Value> {
     }
     audit::require_read_committed("repair.execute")?;
     let (role, reason, current) = guarded(req)?;
+    // A schema that is no release's exactly is refused before any statement runs (appending the
+    // run would refuse it too, after the statements).
+    as_definer(crate::schema::detect);
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
     let current_user = identity::caller_user();

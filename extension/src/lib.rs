@@ -21,6 +21,7 @@ mod lint;
 mod lock;
 mod preview;
 mod registry;
+mod schema;
 mod sqlparse;
 mod subxact;
 mod timeout;
@@ -201,6 +202,9 @@ fn execute(
 }
 
 /// Recompute every hash chain; names the first row that does not verify.
+/// On a 0.1.0 schema the function is still declared with 0.1.0's five columns: the row is formed
+/// against that declaration (its first five columns), which audit::verify (schema::detect) has
+/// checked is exactly 0.1.0's.
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]

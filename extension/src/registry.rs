@@ -133,7 +133,10 @@ fn append_event(
     v.insert("at".into(), json!(at));
     v.insert("session_user_name".into(), json!(session));
     v.insert("current_user_name".into(), json!(current));
-    v.insert("version_digest".into(), json!(digest));
+    // A 0.1.0 schema has no column for it (its events pin the hash only).
+    if crate::schema::detect() == crate::schema::Schema::Current {
+        v.insert("version_digest".into(), json!(digest));
+    }
     audit::append("registry_events", id, v);
 }
 

@@ -2,6 +2,10 @@
 //! (extension/sql/pg_repair--0.1.0.sql, installed by scripts/test.sh) keeps its audit rows through
 //! ALTER EXTENSION pg_repair UPDATE, verify_audit() stays true, and the catalog ends up identical
 //! to a fresh CREATE EXTENSION, grants included.
+//!
+//! `pg_dump -s` leaves out the extension's member objects (it writes CREATE EXTENSION and the
+//! grants that differ from the initial privileges), so this comparison alone would not notice a
+//! column missing from the upgrade script: upgrade_catalog.rs compares the catalog object by object.
 
 use pg_repair_tests::{execute, playbook, register, Cluster, PG_BIN};
 use std::process::Command;

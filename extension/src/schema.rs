@@ -1,0 +1,108 @@
+//! Which release's schema this database has.
+//!
+//! With a new library installed, a database created by an earlier release's install script keeps
+//! working until `ALTER EXTENSION pg_repair UPDATE`: the library writes and verifies exactly what
+//! that schema holds. The schema is read from the catalog and must be one release's schema
+//! *exactly* (pg_extension.extversion, the columns each release added, verify_audit()'s declared
+//! result). Anything else — some 0.2.0 columns present and others missing, a version that
+//! disagrees with the columns — is refused (fail closed): dropping a column must never be a way
+//! to switch a check off.
+
+use crate::errors::{Kind, RepairError};
+use pgrx::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// The schema `pg_repair--0.1.0.sql` created: no registry version digests, baseline captures
+    /// not chained, verify_audit() without `problems`.
+    V0_1_0,
+    /// This library's own schema (a fresh CREATE EXTENSION, or 0.1.0 after UPDATE).
+    Current,
+}
+
+/// The columns 0.2.0 added (extension/sql/pg_repair--0.1.0--0.2.0.sql), as `table.column`.
+const ADDED_IN_0_2_0: &[&str] = &[
+    "registry_events.version_digest",
+    "baseline_captures.counts_digest",
+    "baseline_captures.prev_hash",
+    "baseline_captures.row_hash",
+];
+
+/// verify_audit()'s declared result per release. 0.1.0's columns are a prefix of 0.2.0's, so the
+/// library's 0.2.0 row is formed against 0.1.0's declaration (heap_form_tuple takes the declared
+/// number of columns) only once this exact shape has been checked.
+const VERIFY_RESULT_0_1_0: &str = "TABLE(ok boolean, rows_checked bigint, first_bad_run uuid, \
+                                   first_bad_table text, problem text)";
+const VERIFY_RESULT_CURRENT: &str = "TABLE(ok boolean, rows_checked bigint, first_bad_run uuid, \
+                                     first_bad_table text, problem text, problems jsonb)";
+
+/// The schema of this database, or a SCHEMA_MISMATCH error (thrown; callers run inside
+/// `errors::boundary`).
+pub fn detect() -> Schema {
+    let (version, present, verify_result) = facts();
+    let all = present.len() == ADDED_IN_0_2_0.len();
+    let current_version = env!("CARGO_PKG_VERSION");
+    if version.as_deref() == Some(current_version)
+        && all
+        && verify_result.as_deref() == Some(VERIFY_RESULT_CURRENT)
+    {
+        return Schema::Current;
+    }
+    if version.as_deref() == Some("0.1.0")
+        && present.is_empty()
+        && verify_result.as_deref() == Some(VERIFY_RESULT_0_1_0)
+    {
+        return Schema::V0_1_0;
+    }
+    let missing: Vec<&str> = ADDED_IN_0_2_0
+        .iter()
+        .copied()
+        .filter(|c| !present.iter().any(|p| p == c))
+        .collect();
+    std::panic::panic_any(
+        RepairError::new(
+            Kind::SchemaMismatch,
+            format!(
+                "the pg_repair schema is neither 0.1.0 nor {current_version}: extension version {}, \
+                 0.2.0 columns present [{}], missing [{}], verify_audit() returns {}",
+                version.as_deref().unwrap_or("(none)"),
+                present.join(", "),
+                missing.join(", "),
+                verify_result.as_deref().unwrap_or("(no such function)")
+            ),
+        )
+        .detail("Its objects were changed outside CREATE/ALTER EXTENSION: pg_repair appends nothing to the audit and verifies nothing against a schema it does not recognise.")
+        .hint("Compare the schema with a fresh CREATE EXTENSION pg_repair, and run ALTER EXTENSION pg_repair UPDATE."),
+    )
+}
+
+/// (pg_extension.extversion, the 0.2.0 columns present, verify_audit()'s declared result).
+fn facts() -> (Option<String>, Vec<String>, Option<String>) {
+    let added: Vec<String> = ADDED_IN_0_2_0.iter().map(|s| s.to_string()).collect();
+    Spi::connect(|client| {
+        // Only the extension's own schema: a temporary table named like one of ours is not ours.
+        let row = client.select(
+            "SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_repair'), \
+                    ARRAY(SELECT c.relname::text || '.' || a.attname::text \
+                            FROM pg_catalog.pg_attribute a \
+                            JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                           WHERE n.nspname = 'repair' AND c.relkind = 'r' \
+                             AND a.attnum > 0 AND NOT a.attisdropped \
+                             AND c.relname::text || '.' || a.attname::text = ANY ($1) \
+                           ORDER BY 1), \
+                    (SELECT pg_catalog.pg_get_function_result(p.oid) FROM pg_catalog.pg_proc p \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                      WHERE n.nspname = 'repair' AND p.proname = 'verify_audit' AND p.pronargs = 0)",
+            None,
+            &[added.into()],
+        )?;
+        let row = row.first();
+        Ok::<_, pgrx::spi::Error>((
+            row.get::<String>(1)?,
+            row.get::<Vec<String>>(2)?.unwrap_or_default(),
+            row.get::<String>(3)?,
+        ))
+    })
+    .expect("pg_repair schema facts")
+}
