@@ -4,6 +4,7 @@
 #   Debian packages: PostgreSQL 15 server + headers (bindgen needs clang, pulled in by -server-dev),
 #                    sudo (cargo pgrx test --runas), python3-venv (migration-tool tests),
 #                    libssl-dev (pgrepair's TLS: the openssl crate links the system OpenSSL)
+#                    dpkg-dev (scripts/package.sh: dpkg-shlibdeps, strip via binutils)
 #   cargo-pgrx at exactly $PGRX_VERSION, `cargo pgrx init` for PG 15, the unprivileged test user.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ TEST_USER=pgtest
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
-          sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl)
+          sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

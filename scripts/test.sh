@@ -6,6 +6,8 @@
 #   3. #[pg_test]s inside a pgrx-managed PostgreSQL 15
 #   4. installs the release build into the system PostgreSQL 15
 #   5. integration tests: scratch clusters with pg_repair preloaded, several roles, the real CLI
+#   6. the Debian packages (scripts/test-package.sh): built, installed with apt-get into the system
+#      PostgreSQL 15 in place of step 4's install, used, removed; leaves the extension uninstalled
 # Clusters are started as the unprivileged `pgtest` user and stopped when the tests end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,3 +50,6 @@ install -m 644 extension/sql/pg_repair--0.1.0.sql "$("$PG_CONFIG" --sharedir)/ex
 
 step "integration tests (scratch clusters, roles, the CLI binary)"
 env -u RUST_BACKTRACE cargo test -p pg_repair_tests -p pgrepair
+
+step "Debian packages: build, apt-get install, use, apt-get remove (scripts/test-package.sh)"
+bash scripts/test-package.sh
