@@ -32,6 +32,9 @@ MAINTAINER="${DEBFULLNAME:-$(git log -1 --format=%an)} <${DEBEMAIL:-$(git log -1
 # gives the same package contents.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 [[ $VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || die "cannot read the workspace version (got '$VERSION')"
+# where cargo builds (CARGO_TARGET_DIR or .cargo/config.toml may move it)
+TARGET=$(cargo metadata --no-deps --format-version 1 \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 # Where each major's pg_config is: Debian's/PGDG's layout first, then the source builds of
 # scripts/build-postgres.sh.
@@ -143,12 +146,12 @@ cargo build --release -q -p pgrepair --bins
 root="$WORK/pgrepair"
 install -d "$root/usr/bin" "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions" \
     "$root/usr/share/zsh/vendor-completions" "$root/usr/share/fish/vendor_completions.d"
-install -m 755 target/release/pgrepair "$root/usr/bin/"
+install -m 755 "$TARGET/release/pgrepair" "$root/usr/bin/"
 strip_elf "$root/usr/bin/pgrepair"
 [[ "$("$root/usr/bin/pgrepair" --version)" == "pgrepair $VERSION" ]] \
     || die "pgrepair --version does not say $VERSION"
 # Man pages and completions generated from the binary's own clap::Command.
-target/release/pgrepair-gen-assets "$WORK/assets"
+"$TARGET/release/pgrepair-gen-assets" "$WORK/assets"
 install -m 644 "$WORK"/assets/man/*.1 "$root/usr/share/man/man1/"
 gzip -9n "$root"/usr/share/man/man1/*.1
 install -m 644 "$WORK/assets/completions/pgrepair.bash" "$root/usr/share/bash-completion/completions/pgrepair"
