@@ -66,8 +66,13 @@ mkdir -p "$WORK/src/debian"
 printf 'Source: pg-repair\n\nPackage: pg-repair\nArchitecture: any\n' >"$WORK/src/debian/control"
 shlibs() {
     # --warnings=0: the extension's references to the server's own symbols resolve only inside
-    # postgres, which is expected, not a missing library.
-    (cd "$WORK/src" && dpkg-shlibdeps --warnings=0 -O "$@" 2>/dev/null) | sed -n 's/^shlibs:Depends=//p'
+    # postgres, which is expected, not a missing library. Its stderr is shown only on failure
+    # (otherwise just "binaries to analyze should already be installed in their package's
+    # directory", true of every staged tree outside debian/).
+    local out
+    out=$(cd "$WORK/src" && dpkg-shlibdeps --warnings=0 -O "$@" 2>"$WORK/shlibdeps.err") \
+        || { cat "$WORK/shlibdeps.err" >&2; die "dpkg-shlibdeps $*"; }
+    sed -n 's/^shlibs:Depends=//p' <<<"$out"
 }
 
 # Strip as dh_strip does: shared libraries keep their dynamic symbols (--strip-unneeded).
@@ -158,10 +163,11 @@ install -m 644 "$WORK/assets/completions/pgrepair.bash" "$root/usr/share/bash-co
 install -m 644 "$WORK/assets/completions/_pgrepair" "$root/usr/share/zsh/vendor-completions/_pgrepair"
 install -m 644 "$WORK/assets/completions/pgrepair.fish" "$root/usr/share/fish/vendor_completions.d/pgrepair.fish"
 
+cli_deps=$(shlibs "$root/usr/bin/pgrepair")
 build_deb pgrepair "$root" <<EOF
 Section: database
 Priority: optional
-Depends: $(shlibs "$root/usr/bin/pgrepair")
+Depends: $cli_deps
 Suggests: postgresql-client
 Description: command-line client for the pg_repair PostgreSQL extension
  Lints, registers, previews and executes pg_repair repair playbooks; reads
