@@ -37,13 +37,16 @@ TARGET=$(cargo metadata --no-deps --format-version 1 \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 # Where each major's pg_config is: Debian's/PGDG's layout first, then the source builds of
-# scripts/build-postgres.sh.
+# scripts/build-postgres.sh (only a finished one: it writes .pg_repair-built last).
 pg_config_for() {
-    local p
-    for p in "/usr/lib/postgresql/$1/bin/pg_config" "/opt/pg_repair/postgresql/$1/bin/pg_config"; do
-        [[ -x $p ]] && { echo "$p"; return 0; }
-    done
-    return 1
+    local src=${PG_PREFIX_ROOT:-/opt/pg_repair/postgresql}/$1
+    if [[ -x /usr/lib/postgresql/$1/bin/pg_config ]]; then
+        echo "/usr/lib/postgresql/$1/bin/pg_config"
+    elif [[ -x $src/bin/pg_config && -f $src/.pg_repair-built ]]; then
+        echo "$src/bin/pg_config"
+    else
+        return 1
+    fi
 }
 
 majors=("$@")
