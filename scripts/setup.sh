@@ -5,6 +5,8 @@
 #                    sudo (cargo pgrx test --runas), python3-venv (migration-tool tests),
 #                    libssl-dev (pgrepair's TLS: the openssl crate links the system OpenSSL)
 #                    bison, flex, zlib, readline, ICU, OpenSSL headers: building PostgreSQL 17 and 18
+#                    curl, gpgv, debian-keyring: verifying a source package fetched outside apt
+#                    dpkg-dev (scripts/package.sh: dpkg-shlibdeps, strip via binutils)
 #   PostgreSQL 17 and 18 built from Debian's source packages (scripts/build-postgres.sh; a built
 #   version is skipped), cargo-pgrx at exactly $PGRX_VERSION, `cargo pgrx init` registering every
 #   major, the unprivileged test user.
@@ -22,7 +24,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-client-15
           sudo clang libclang-dev pkg-config python3-venv libssl-dev openssl
           gcc make bison flex zlib1g-dev libreadline-dev libicu-dev
-          curl gpgv debian-keyring)
+          curl gpgv debian-keyring dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -8,7 +8,9 @@
 #   4. #[pg_test]s inside a pgrx-managed server of that major
 #   5. installs the release build into that server
 #   6. integration tests: scratch clusters with pg_repair preloaded, several roles, the real CLI
-#   and once, after PostgreSQL 15: the Debian package install/remove test (scripts/test-package.sh)
+#   and once, after PostgreSQL 15: the Debian packages (scripts/test-package.sh): built, installed
+#   with apt-get into the system PostgreSQL 15 in place of step 5's install, used, removed; leaves
+#   the extension uninstalled there
 # Clusters are started as the unprivileged `pgtest` user and stopped when the tests end.
 # The wall time of every part is printed, and a summary at the end.
 #

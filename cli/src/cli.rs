@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub const ABOUT: &str =
     "Lint, install, preview and execute pg_repair playbooks; read and verify the audit \
@@ -25,6 +25,17 @@ verify-ca, verify-full; sslrootcert (default ~/.postgresql/root.crt), sslcert/ss
 Errors are one line on stderr: `pgrepair: <message> [SQLSTATE <code>]`, then indented `detail:`
 and `hint:` lines when the server gave them. With --json, results and errors alike are JSON on
 stdout; an error is {\"error\": {\"sqlstate\", \"message\", \"detail\", \"hint\", ...}}.";
+
+/// The full `pgrepair` command as `--help` shows it: the derived syntax plus the exit-code table
+/// in the long description. The man page and shell completions (bin/pgrepair-gen-assets.rs) are
+/// generated from this same value, so they cannot drift from the binary.
+pub fn command() -> clap::Command {
+    Cli::command().long_about(format!(
+        "{}\n\n{}",
+        LONG_ABOUT,
+        crate::exit::help_section().trim_end()
+    ))
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "pgrepair", version, about = ABOUT, long_about = LONG_ABOUT)]

@@ -36,12 +36,7 @@ fn main() {
     cancel::install();
     let json_requested = std::env::args_os().any(|a| a == "--json");
 
-    let command = Cli::command().long_about(format!(
-        "{}\n\n{}",
-        cli::LONG_ABOUT,
-        exit::help_section().trim_end()
-    ));
-    let cli = match command
+    let cli = match cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m))
     {
