@@ -208,9 +208,26 @@ fn user_cancel_is_a_failed_run_on_record() {
     let db = c.fresh_db("cancel");
     let hash = reg(c, &db, &playbook("sleepy", "SELECT pg_sleep(10);"));
     let mut a = c.connect(&db, "alice");
+    let pid: i32 = one(&mut a, "SELECT pg_backend_pid()");
     let token = a.cancel_token();
+    let mut watcher = c.connect(&db, "postgres");
+    // Cancel once the playbook's statement is running (not during the guards: a cancel there
+    // aborts before any run exists, which a loaded machine can make happen at a fixed delay).
     let h = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while std::time::Instant::now() < deadline {
+            let sleeping: bool = watcher
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep')",
+                    &[&pid],
+                )
+                .unwrap()
+                .get(0);
+            if sleeping {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         token.cancel_query(postgres::NoTls).unwrap();
     });
     let started = std::time::Instant::now();
