@@ -283,18 +283,18 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
                 continue;
             }
             let mt = &*(plan as *mut pg_sys::ModifyTable);
-            let hit = match mt.operation {
-                pg_sys::CmdType::CMD_DELETE => Some(("DELETE", "ban-delete")),
-                pg_sys::CmdType::CMD_UPDATE => Some(("UPDATE", "ban-update")),
-                pg_sys::CmdType::CMD_MERGE => Some(("MERGE", "ban-update")),
+            let hits: Vec<(&'static str, &'static str)> = match mt.operation {
+                pg_sys::CmdType::CMD_DELETE => vec![("DELETE", "ban-delete")],
+                pg_sys::CmdType::CMD_UPDATE => vec![("UPDATE", "ban-update")],
+                pg_sys::CmdType::CMD_MERGE => merge_hits(mt),
                 pg_sys::CmdType::CMD_INSERT
                     if mt.onConflictAction == pg_sys::OnConflictAction::ONCONFLICT_UPDATE =>
                 {
-                    Some(("INSERT … ON CONFLICT DO UPDATE", "ban-update"))
+                    vec![("INSERT … ON CONFLICT DO UPDATE", "ban-update")]
                 }
-                _ => None,
+                _ => vec![],
             };
-            if let Some((what, rule)) = hit {
+            for (what, rule) in hits {
                 if !crate::enforcement::runtime_allows(rule) {
                     return Some((what, rule));
                 }
@@ -302,6 +302,25 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
         }
         None
     }
+}
+
+/// What a MERGE may do, judged per action: a `WHEN MATCHED THEN DELETE` (and, from PostgreSQL 17,
+/// `WHEN NOT MATCHED BY SOURCE THEN DELETE`) deletes rows, so it needs the delete waiver even
+/// when an update waiver is present. Every MERGE counts as an update at least, as lint has it.
+unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, &'static str)> {
+    let mut hits = vec![("MERGE", "ban-update")];
+    // SAFETY: mergeActionLists is a List (one per result relation) of Lists of MergeAction nodes,
+    // built by the planner for this plan and alive for the executor's whole run.
+    let deletes = unsafe {
+        crate::classify::nodes(mt.mergeActionLists)
+            .into_iter()
+            .flat_map(|list| crate::classify::nodes(list as *mut pg_sys::List))
+            .any(|a| (*(a as *mut pg_sys::MergeAction)).commandType == pg_sys::CmdType::CMD_DELETE)
+    };
+    if deletes {
+        hits.push(("MERGE … THEN DELETE", "ban-delete"));
+    }
+    hits
 }
 
 #[pg_guard]

@@ -290,3 +290,65 @@ fn privilege_changes_and_session_state_reached_dynamically_are_refused() {
         0
     );
 }
+
+/// A waiver for updates does not lift a MERGE that deletes: each MERGE action is judged, so
+/// `WHEN MATCHED THEN DELETE` (and, on PostgreSQL 17+, `WHEN NOT MATCHED BY SOURCE THEN DELETE`)
+/// arriving through dynamic SQL still needs the delete waiver. The update-only MERGE runs.
+#[test]
+fn an_update_waiver_does_not_lift_a_merge_that_deletes() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_merge");
+    let with_update_waiver = |id: &str, body: &str| {
+        format!(
+            "-- repair: {id}\n-- title: merge {id}\n-- environments: staging, prod\n\
+             -- waive: ban-update until 2099-12-31 because merge waiver test\n{body}\n"
+        )
+    };
+    let mut cases = vec![(
+        "merge_matched_delete",
+        "DO $$ BEGIN EXECUTE 'MERGE INTO public.victim v USING (SELECT 1 AS id) s ON v.id = s.id \
+         WHEN MATCHED THEN DELETE'; END $$;",
+    )];
+    if pg_repair_tests::PG_BIN.major() >= 17 {
+        cases.push((
+            "merge_by_source_delete",
+            "DO $$ BEGIN EXECUTE 'MERGE INTO public.victim v USING (SELECT 1 AS id) s ON v.id = s.id \
+             WHEN MATCHED THEN UPDATE SET note = v.note WHEN NOT MATCHED BY SOURCE THEN DELETE'; END $$;",
+        ));
+    }
+    for (id, body) in cases {
+        let hash = register(&mut c.connect(&db, "carol"), &with_update_waiver(id, body)).1;
+        let r = execute(&mut c.connect(&db, "alice"), id, &hash, "merge test").expect("execute");
+        assert_eq!(r["status"], "FAILED", "{id}: {r}");
+        assert_eq!(r["error_code"], "42501", "{id}: {r}");
+        let msg = r["error_message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-delete"),
+            "{id}: {msg}"
+        );
+        let mut a = c.connect(&db, "alice");
+        assert_eq!(
+            one::<i64>(&mut a, "SELECT count(*) FROM public.victim"),
+            3,
+            "{id}: rows deleted"
+        );
+    }
+    // the waiver still lifts a MERGE that only updates
+    let id = "merge_update_only";
+    let hash = register(
+        &mut c.connect(&db, "carol"),
+        &with_update_waiver(
+            id,
+            "DO $$ BEGIN EXECUTE 'MERGE INTO public.victim v USING (SELECT 1 AS id) s ON v.id = s.id \
+             WHEN MATCHED THEN UPDATE SET note = ''m'''; END $$;",
+        ),
+    )
+    .1;
+    let r = execute(&mut c.connect(&db, "alice"), id, &hash, "merge test").expect("execute");
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    let notes: String = one(
+        &mut c.connect(&db, "alice"),
+        "SELECT string_agg(note, ',' ORDER BY id) FROM public.victim",
+    );
+    assert_eq!(notes, "m,b,c");
+}
