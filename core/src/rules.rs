@@ -44,6 +44,7 @@ pub const RULES: &[(&str, Severity)] = &[
     ("ban-cursor", Severity::Error),
     ("ban-session-state", Severity::Error),
     ("ban-extension", Severity::Error),
+    ("ban-event-trigger", Severity::Error),
     ("syntax-error", Severity::Error),
     ("empty-body", Severity::Error),
     ("warn-dynamic-sql", Severity::Warning),

@@ -458,6 +458,9 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                     out.push(Hit::new("require-or-replace", "CREATE TRIGGER fails on a second run; write CREATE OR REPLACE TRIGGER"));
                 }
             }
+            T::T_CreateEventTrigStmt | T::T_AlterEventTrigStmt => {
+                out.push(Hit::new("ban-event-trigger", "an event trigger runs its function later in other sessions (on every DDL, or at every login from PostgreSQL 17), after the run and outside its guards; not a playbook's job"));
+            }
             T::T_RuleStmt => {
                 let s = &*(node as *mut pg_sys::RuleStmt);
                 out.push(Hit::new("ban-rule", "CREATE RULE rewrites other statements invisibly; use a trigger or a view"));
@@ -536,6 +539,7 @@ const RUNTIME_ALWAYS: &[&str] = &[
     "ban-cursor",
     "ban-session-state",
     "ban-extension",
+    "ban-event-trigger",
 ];
 /// Rules refused at runtime unless a current waiver of the playbook lifts them.
 pub const RUNTIME_WAIVABLE: &[&str] = &["ban-grant", "ban-alter-type", "ban-rename"];

@@ -575,3 +575,12 @@ ALTER VIEW public.orders_v SET (security_invoker = false);
 
 -- case: ban-grant view_security_barrier_reset
 ALTER VIEW public.orders_v RESET (security_barrier);
+
+-- case: ban-event-trigger create_event_trigger_ddl
+CREATE EVENT TRIGGER audit_ddl ON ddl_command_start EXECUTE FUNCTION public.log_ddl();
+
+-- case: ban-event-trigger create_event_trigger_when_tag
+CREATE EVENT TRIGGER guard_drop ON sql_drop WHEN TAG IN ('DROP TABLE') EXECUTE PROCEDURE public.on_drop();
+
+-- case: ban-event-trigger alter_event_trigger_enable
+ALTER EVENT TRIGGER audit_ddl ENABLE ALWAYS;

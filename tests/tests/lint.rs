@@ -131,6 +131,7 @@ const ERROR_RULES: &[&str] = &[
     "ban-cursor",
     "ban-session-state",
     "ban-extension",
+    "ban-event-trigger",
     "syntax-error",
     "empty-body",
 ];

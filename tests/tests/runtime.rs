@@ -352,3 +352,53 @@ fn an_update_waiver_does_not_lift_a_merge_that_deletes() {
     );
     assert_eq!(notes, "m,b,c");
 }
+
+/// Deferred work through an event trigger: a superuser executor's playbook that creates one
+/// through dynamic SQL (lint sees only a DO block) is refused at runtime, so nothing is left to
+/// run later in other sessions: on every DDL, or at every login on PostgreSQL 17+.
+#[test]
+fn a_playbook_cannot_leave_an_event_trigger_behind() {
+    // A cluster of its own: the superuser becomes an executor here.
+    let c = Cluster::start(&[], true);
+    c.set_conf(&[("repair.executors", Some("repair_operators, postgres"))]);
+    let db = c.fresh_db("rt_evt");
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(
+        "CREATE FUNCTION public.evt() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'fired'; END $$;",
+    )
+    .unwrap();
+    let event = if pg_repair_tests::PG_BIN.major() >= 17 {
+        "login"
+    } else {
+        "ddl_command_start"
+    };
+    let dynamic = format!(
+        "DO $$ BEGIN EXECUTE 'CREATE EVENT TRIGGER evil ON {event} EXECUTE FUNCTION public.evt()'; END $$;"
+    );
+    let hash = register(&mut c.connect(&db, "carol"), &playbook("evt_dyn", &dynamic)).1;
+    let r = execute(&mut su, "evt_dyn", &hash, "event trigger test").expect("execute");
+    assert_eq!(r["status"], "FAILED", "{r}");
+    assert_eq!(r["error_code"], "42501", "{r}");
+    let msg = r["error_message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-event-trigger"),
+        "{msg}"
+    );
+    // written plainly, lint refuses it before anything runs
+    let plain = format!("CREATE EVENT TRIGGER evil ON {event} EXECUTE FUNCTION public.evt();");
+    let (_, hash, _) = register(&mut c.connect(&db, "carol"), &playbook("evt_plain", &plain));
+    let lint: i32 = one(
+        &mut su,
+        "SELECT lint_errors FROM repair.playbooks WHERE id = 'evt_plain'",
+    );
+    assert!(lint >= 1, "CREATE EVENT TRIGGER is a lint error");
+    assert!(execute(&mut su, "evt_plain", &hash, "event trigger test").is_err());
+    assert_eq!(
+        one::<i64>(
+            &mut su,
+            "SELECT count(*) FROM pg_event_trigger WHERE evtname = 'evil'"
+        ),
+        0,
+        "an event trigger was left behind"
+    );
+}
