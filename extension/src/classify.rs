@@ -262,6 +262,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                         A::AT_EnableReplicaRule => Some("ENABLE REPLICA RULE"),
                         // not crash-safe and not replicated: the data can vanish
                         A::AT_SetUnLogged => Some("SET UNLOGGED"),
+                        A::AT_AlterConstraint => weakened_constraint(cmd.def),
                         _ => None,
                     });
                     match cmd.subtype {
@@ -521,6 +522,31 @@ unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
 
 /// Rules whose statements are refused at runtime while a playbook runs, whatever path reached
 /// them (DO, functions, EXECUTE, triggers).
+/// PostgreSQL 18's ALTER CONSTRAINT can switch enforcement off (`NOT ENFORCED`: the constraint
+/// stays in the catalog but checks nothing) or stop a NOT NULL constraint's inheritance (`NO
+/// INHERIT`): both remove a guarantee as surely as DROP CONSTRAINT. Before 18, ALTER CONSTRAINT
+/// only changes deferrability.
+#[cfg(feature = "pg18")]
+unsafe fn weakened_constraint(def: *mut pg_sys::Node) -> Option<&'static str> {
+    if def.is_null() || unsafe { (*def).type_ } != T::T_ATAlterConstraint {
+        return None;
+    }
+    // SAFETY: checked to be an ATAlterConstraint node by its tag just above.
+    let c = unsafe { &*(def as *mut pg_sys::ATAlterConstraint) };
+    if c.alterEnforceability && !c.is_enforced {
+        Some("ALTER CONSTRAINT … NOT ENFORCED")
+    } else if c.alterInheritability && c.noinherit {
+        Some("ALTER CONSTRAINT … NO INHERIT")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe fn weakened_constraint(_def: *mut pg_sys::Node) -> Option<&'static str> {
+    None
+}
+
 pub fn runtime_refusal(node: *mut pg_sys::Node) -> Option<Hit> {
     let hits = classify_runtime(node);
     hits.into_iter().next()

@@ -402,3 +402,52 @@ fn a_playbook_cannot_leave_an_event_trigger_behind() {
         "an event trigger was left behind"
     );
 }
+
+/// PostgreSQL 18: `ALTER CONSTRAINT … NOT ENFORCED` keeps a foreign key in the catalog but stops
+/// it checking anything, which removes a guarantee as DROP CONSTRAINT does: a lint error and,
+/// through dynamic SQL, refused at runtime; the key stays enforced. (Before 18 the syntax does
+/// not exist, so the test only runs on 18 and later.)
+#[test]
+fn a_foreign_key_cannot_be_switched_to_not_enforced() {
+    if pg_repair_tests::PG_BIN.major() < 18 {
+        return;
+    }
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_not_enforced");
+    let fk: String = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.victim_child'::regclass AND contype = 'f'",
+    );
+    let stmt = format!("ALTER TABLE public.victim_child ALTER CONSTRAINT {fk} NOT ENFORCED");
+    let mut carol = c.connect(&db, "carol");
+    let lint: Vec<String> = carol
+        .query(
+            "SELECT rule FROM repair.lint($1) WHERE severity = 'error'",
+            &[&playbook("ne_plain", &format!("{stmt};"))],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(lint.iter().any(|r| r == "ban-alter-table-drop"), "{lint:?}");
+    let r = run(
+        c,
+        &db,
+        "ne_dynamic",
+        &format!("DO $$ BEGIN EXECUTE '{stmt}'; END $$;"),
+    );
+    assert_eq!(r["status"], "FAILED", "{r}");
+    assert_eq!(r["error_code"], "42501", "{r}");
+    assert!(
+        r["error_message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RUNTIME_BLOCKED: ALTER TABLE (ban-alter-table-drop)"),
+        "{r}"
+    );
+    let enforced: bool = one(
+        &mut c.connect(&db, "postgres"),
+        &format!("SELECT conenforced FROM pg_constraint WHERE conname = '{fk}'"),
+    );
+    assert!(enforced, "the foreign key was switched off");
+}
