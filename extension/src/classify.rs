@@ -267,6 +267,8 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                     });
                     match cmd.subtype {
                         A::AT_AlterColumnType => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … TYPE rewrites every row of the column (USING can change the data); not a repair")),
+                        #[cfg(any(feature = "pg17", feature = "pg18"))]
+                        A::AT_SetExpression => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … SET EXPRESSION (PostgreSQL 17+) recomputes every row of a generated column; not a repair")),
                         A::AT_ChangeOwner => out.push(Hit::new("ban-grant", "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
                         A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new("ban-grant", "disabling row-level security changes who sees which rows")),
                         A::AT_SetRelOptions | A::AT_ResetRelOptions

@@ -451,3 +451,45 @@ fn a_foreign_key_cannot_be_switched_to_not_enforced() {
     );
     assert!(enforced, "the foreign key was switched off");
 }
+
+/// PostgreSQL 17: `ALTER COLUMN … SET EXPRESSION` recomputes every row of a stored generated
+/// column, a rewrite like ALTER COLUMN … TYPE: `ban-alter-type` in lint and, without a waiver,
+/// at runtime. (The syntax is new in 17, so the test runs on 17 and later.)
+#[test]
+fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
+    if pg_repair_tests::PG_BIN.major() < 17 {
+        return;
+    }
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_set_expr");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "ALTER TABLE public.victim ADD COLUMN doubled int GENERATED ALWAYS AS (id * 2) STORED",
+        )
+        .unwrap();
+    let stmt = "ALTER TABLE public.victim ALTER COLUMN doubled SET EXPRESSION AS (id * 3)";
+    let lint: Vec<String> = c
+        .connect(&db, "carol")
+        .query(
+            "SELECT rule FROM repair.lint($1) WHERE severity = 'error'",
+            &[&playbook("se_plain", &format!("{stmt};"))],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(lint.iter().any(|r| r == "ban-alter-type"), "{lint:?}");
+    let r = run(
+        c,
+        &db,
+        "se_dynamic",
+        &format!("DO $$ BEGIN EXECUTE '{stmt}'; END $$;"),
+    );
+    assert_eq!(r["status"], "FAILED", "{r}");
+    assert_eq!(r["error_code"], "42501", "{r}");
+    let total: i64 = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT sum(doubled) FROM public.victim",
+    );
+    assert_eq!(total, 12, "the generated column was recomputed");
+}
