@@ -9,19 +9,7 @@ use std::ffi::{CStr, CString};
 pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     for (name, value) in settings {
-        let value = CString::new(*value).unwrap_or_default();
-        unsafe {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
+        set_option(name, value, pg_sys::GucAction::GUC_ACTION_SAVE);
     }
     let r = f();
     unsafe { pg_sys::AtEOXact_GUC(true, nest) };
@@ -33,14 +21,20 @@ pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
 /// locally in functions"), so `with_gucs`'s save-and-restore cannot take them. Only call it inside
 /// a subtransaction that is always rolled back: that rollback is what restores the old value.
 pub fn set_local_in_rolled_back_subxact(name: &CStr, value: &str) {
+    set_option(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
+}
+
+/// One user-level setting as the session would make it (errors are raised, not ignored).
+fn set_option(name: &CStr, value: &str, action: pg_sys::GucAction::Type) {
     let value = CString::new(value).unwrap_or_default();
+    // SAFETY: both strings are NUL-terminated and outlive the call; set_config_option copies them.
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            action,
             true,
             0,
             false,

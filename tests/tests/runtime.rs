@@ -33,6 +33,19 @@ fn run(c: &Cluster, db: &str, id: &str, body: &str) -> Value {
         .expect("execute returns normally")
 }
 
+/// The error rules lint finds in a playbook made of one statement.
+fn lint_errors(c: &Cluster, db: &str, stmt: &str) -> Vec<String> {
+    c.connect(db, "carol")
+        .query(
+            "SELECT rule FROM repair.lint($1) WHERE severity = 'error'",
+            &[&playbook("lint_probe", &format!("{stmt};"))],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 fn assert_blocked(c: &Cluster, db: &str, id: &str, body: &str, what: &str) {
     let r = run(c, db, id, body);
     assert_eq!(r["status"], "FAILED", "{id}: {r}");
@@ -419,16 +432,7 @@ fn a_foreign_key_cannot_be_switched_to_not_enforced() {
         "SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.victim_child'::regclass AND contype = 'f'",
     );
     let stmt = format!("ALTER TABLE public.victim_child ALTER CONSTRAINT {fk} NOT ENFORCED");
-    let mut carol = c.connect(&db, "carol");
-    let lint: Vec<String> = carol
-        .query(
-            "SELECT rule FROM repair.lint($1) WHERE severity = 'error'",
-            &[&playbook("ne_plain", &format!("{stmt};"))],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let lint = lint_errors(c, &db, &stmt);
     assert!(lint.iter().any(|r| r == "ban-alter-table-drop"), "{lint:?}");
     let r = run(
         c,
@@ -468,16 +472,7 @@ fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
         )
         .unwrap();
     let stmt = "ALTER TABLE public.victim ALTER COLUMN doubled SET EXPRESSION AS (id * 3)";
-    let lint: Vec<String> = c
-        .connect(&db, "carol")
-        .query(
-            "SELECT rule FROM repair.lint($1) WHERE severity = 'error'",
-            &[&playbook("se_plain", &format!("{stmt};"))],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let lint = lint_errors(c, &db, stmt);
     assert!(lint.iter().any(|r| r == "ban-alter-type"), "{lint:?}");
     let r = run(
         c,

@@ -7,34 +7,10 @@
 //! grants that differ from the initial privileges), so this comparison alone would not notice a
 //! column missing from the upgrade script: upgrade_catalog.rs compares the catalog object by object.
 
-use pg_repair_tests::{execute, playbook, register, Cluster, PG_BIN};
-use std::process::Command;
+mod upgrade_common;
 
-fn schema_dump(c: &Cluster, db: &str) -> String {
-    let out = Command::new(format!("{PG_BIN}/pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &c.port.to_string(),
-            "-U",
-            "postgres",
-            "-s",
-            db,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use pg_repair_tests::{execute, playbook, register, Cluster};
+use upgrade_common::schema_dump;
 
 const ADMIN_GRANTS: &str = "
     GRANT USAGE ON SCHEMA repair TO repair_operators, repair_authors, repair_auditors;
