@@ -16,6 +16,11 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../exit.rs"]
 mod exit;
+// Every line this tool prints goes through the same escaping as pgrepair's (cli/tests/terminal.rs
+// holds every binary of the crate to that).
+#[allow(dead_code)]
+#[path = "../output.rs"]
+mod output;
 
 use std::fs;
 use std::io::Write;
@@ -27,13 +32,13 @@ use clap_complete::Shell;
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let [out] = args.as_slice() else {
-        eprintln!("usage: pgrepair-gen-assets OUT_DIR");
+        output::err_line("usage: pgrepair-gen-assets OUT_DIR");
         return ExitCode::from(2);
     };
     match generate(Path::new(out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgrepair-gen-assets: {e}");
+            output::err_line(&format!("pgrepair-gen-assets: {e}"));
             ExitCode::FAILURE
         }
     }
