@@ -46,8 +46,8 @@ else
     log "cargo-pgrx $PGRX_VERSION present"
 fi
 
-# Every major's pg_config, registered with cargo pgrx in one `init` (init rewrites its config).
-init_args=()
+# Every major's pg_config, registered with cargo pgrx in one `init`. init rewrites its config, so
+# it also names every other major already built here: preparing only 15 must not unregister 17/18.
 missing_init=0
 for major in $MAJORS; do
     pg_config=$(bash scripts/pg-config-path.sh "$major")
@@ -56,8 +56,14 @@ for major in $MAJORS; do
         bash scripts/build-postgres.sh "$major"
         log "PostgreSQL $major ready ($((SECONDS - start)) s)"
     fi
-    init_args+=("--pg$major" "$pg_config")
     grep -qs "pg$major = \"$pg_config\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || missing_init=1
+done
+init_args=()
+for major in 15 17 18; do
+    pg_config=$(bash scripts/pg-config-path.sh "$major")
+    if [[ $major == 15 || -f $(dirname "$(dirname "$pg_config")")/.pg_repair-built ]]; then
+        init_args+=("--pg$major" "$pg_config")
+    fi
 done
 if ((missing_init)); then
     log "cargo pgrx init ${init_args[*]}"

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $(id -u) == 0 ]] || { echo "test-package: run as root (apt-get, dpkg)" >&2; exit 2; }
-bash scripts/setup.sh
+PG_REPAIR_MAJORS=15 bash scripts/setup.sh   # the package test needs PostgreSQL 15 only
 export PATH="$HOME/.cargo/bin:$PATH"
 
 PG_BIN=/usr/lib/postgresql/15/bin
