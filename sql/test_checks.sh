@@ -116,8 +116,8 @@ user_tables()|TABLE(relid oid, table_name text)" \
                  FROM pg_proc WHERE pronamespace = 'repair'::regnamespace AND proname !~ '^_' ORDER BY proname")"
 
 # 1. check_fk_type_mismatch ---------------------------------------------------------------------
-check "fk_type_mismatch: text vs uuid, bigint vs integer (incl. partitioned, once), varchar(10) vs varchar(20), multi-column pair; domain/matching not reported" \
-"account_notes_account_id_fkey|app.account_notes|account_id|text|app.accounts|id|uuid
+check "fk_type_mismatch: bytea vs uuid, bigint vs integer (incl. partitioned, once), varchar(10) vs varchar(20), multi-column pair; domain/matching not reported" \
+"account_notes_account_id_fkey|app.account_notes|account_id|bytea|app.accounts|id|uuid
 code_uses_code_fkey|app.code_uses|code|character varying(10)|app.codes|code|character varying(20)
 events_customer_id_fkey|app.events|customer_id|bigint|app.customers|id|integer
 orders_customer_id_fkey|app.orders|customer_id|bigint|app.customers|id|integer

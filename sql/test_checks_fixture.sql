@@ -4,9 +4,12 @@
 
 CREATE SCHEMA app;
 
--- A text -> uuid FK cannot be created without an implicit cast (no text = uuid operator);
+-- A bytea -> uuid FK cannot be created without an implicit cast (no bytea = uuid operator);
 -- with one (as some applications add) PostgreSQL accepts it, which is how such FKs appear.
-CREATE CAST (text AS uuid) WITH INOUT AS IMPLICIT;
+-- (The classic case, text -> uuid, is refused by PostgreSQL 18 when the FK is created: "key
+-- columns are not both collatable". Both bytea and uuid are not collatable, so this mismatch can
+-- be created on 15, 17 and 18 alike; the check compares types whatever they are.)
+CREATE CAST (bytea AS uuid) WITH INOUT AS IMPLICIT;
 
 -- ---------------------------------------------------------------------------------------------
 -- Foreign keys: types and indexes
@@ -14,7 +17,7 @@ CREATE CAST (text AS uuid) WITH INOUT AS IMPLICIT;
 CREATE TABLE app.accounts (id uuid PRIMARY KEY);
 CREATE TABLE app.account_notes (
     id         integer PRIMARY KEY,
-    account_id text REFERENCES app.accounts (id)          -- VIOLATION type: text vs uuid
+    account_id bytea REFERENCES app.accounts (id)         -- VIOLATION type: bytea vs uuid
 );
 CREATE INDEX account_notes_account_id_idx ON app.account_notes (account_id);   -- indexed
 
