@@ -18,21 +18,10 @@ PGREPAIR="$PWD/target/release/pgrepair"
 
 say "start a throwaway cluster (pg_repair preloaded, repair.db_role = staging)"
 DIR=$(mktemp -d /tmp/pg_repair_demo.XXXXXX)
-chown pgtest:pgtest "$DIR"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg() { runuser -u pgtest -- env -u RUST_BACKTRACE "$@"; }
-cleanup() { as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+source scripts/scratch-cluster.sh
+cleanup() { scratch_cluster_stop "$PG_BIN" "$DIR"; rm -rf "$DIR"; }
 trap cleanup EXIT
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_preload_libraries = 'pg_repair'
-repair.db_role = 'staging'
-repair.executors = 'repair_operators'
-CONF
-as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+scratch_cluster_start "$PG_BIN" "$DIR"
 export PGHOST="$DIR" PGPORT="$PORT" PGDATABASE=demo
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 

@@ -45,12 +45,8 @@ apt() {
         || { cat "$DIR.apt.log" >&2; return 1; }
 }
 extension_files() { compgen -G "$LIBDIR/pg_repair*" || true; compgen -G "$EXTDIR/pg_repair*" || true; }
-as_pg() { runuser -u pgtest -- env -u RUST_BACKTRACE "$@"; }
-stop_cluster() {
-    [[ -f $DIR/data/postmaster.pid ]] || return 0
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 \
-        || as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true
-}
+source scripts/scratch-cluster.sh
+stop_cluster() { scratch_cluster_stop "$PG_BIN" "$DIR"; }
 cleanup() {
     local rc=$?
     stop_cluster
@@ -131,18 +127,7 @@ command -v zsh >/dev/null && check "zsh -n _pgrepair" zsh -n /usr/share/zsh/vend
 command -v fish >/dev/null && check "fish -n pgrepair.fish" fish -n /usr/share/fish/vendor_completions.d/pgrepair.fish
 
 step "scratch cluster $DIR (pgtest, pg_repair preloaded, repair.db_role = staging)"
-install -d -o pgtest -g pgtest "$DIR"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
-cat >>"$DIR/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_preload_libraries = 'pg_repair'
-repair.db_role = 'staging'
-repair.executors = 'repair_operators'
-CONF
-as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+scratch_cluster_start "$PG_BIN" "$DIR"
 ok "cluster started on port $PORT with the packaged library preloaded"
 export PGHOST=$DIR PGPORT=$PORT
 sql() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -U postgres "$@"; }
