@@ -146,6 +146,8 @@ struct Outcome {
     error_message: Option<String>,
     executed: i32,
     missing_after: Vec<String>,
+    /// Held until the run's record is written when the run ended in a cancel.
+    _cancel: Option<crate::timeout::CancelHonoured>,
 }
 
 fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>) -> Outcome {
@@ -156,6 +158,7 @@ fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>
         error_message: Some(message),
         executed,
         missing_after,
+        _cancel: None,
     }
 }
 
@@ -437,7 +440,12 @@ fn run_statements(plan: &RunPlan) -> Outcome {
         }
         unsafe { pg_sys::AtEOXact_GUC(false, nest) };
     });
+    // Before anything can process a second signal of the same cancel request.
     let fired = timeout::fired();
+    let cancel = match &res {
+        Err(e) if fired || caught_sqlstate(e) == "57014" => Some(timeout::CancelHonoured::hold()),
+        _ => None,
+    };
     let n = executed.get();
     drop(capture);
     let failing = match statements.get(n as usize) {
@@ -451,6 +459,7 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             error_message: None,
             executed: n,
             missing_after: vec![],
+            _cancel: None,
         },
         Err(e) => {
             if let pgrx::pg_sys::panic::CaughtError::RustPanic { payload, .. } = &*e {
@@ -470,14 +479,17 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             }
             if fired {
                 // Whatever the SQL did with the cancel: the run timed out.
-                return failed(
-                    "57014",
-                    format!(
-                        "statement {failing}: statement timeout after {stmt_ms} ms (rolled back)"
-                    ),
-                    n,
-                    vec![],
-                );
+                return Outcome {
+                    _cancel: cancel,
+                    ..failed(
+                        "57014",
+                        format!(
+                            "statement {failing}: statement timeout after {stmt_ms} ms (rolled back)"
+                        ),
+                        n,
+                        vec![],
+                    )
+                };
             }
             let code = caught_sqlstate(&e);
             let message = if code == "57014" {
@@ -485,7 +497,10 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             } else {
                 format!("{failing}: {} (rolled back)", caught_message(&e))
             };
-            failed(&code, message, n, vec![])
+            Outcome {
+                _cancel: cancel,
+                ..failed(&code, message, n, vec![])
+            }
         }
     }
 }

@@ -100,3 +100,36 @@ pub fn fired() -> bool {
 pub fn reset() {
     FIRED.store(false, Ordering::SeqCst);
 }
+
+/// Held from the moment a run is known to have been cancelled until its FAILED record is written.
+///
+/// A client's cancel request reaches the backend as two SIGINTs: the postmaster signals the
+/// process and then its process group. When the backend wakes between the two, the first cancels
+/// the playbook (caught: the run failed) and the second would cancel the audit append, losing the
+/// record of the run. PostgreSQL clears such a duplicate after its own error recovery
+/// (PostgresMain); this does the same for the cancel the run already honoured. Only cancels are
+/// held: a terminate still ends the backend (and rolls the whole call back).
+pub struct CancelHonoured(());
+
+impl CancelHonoured {
+    pub fn hold() -> CancelHonoured {
+        unsafe {
+            let n = std::ptr::read_volatile(&raw const pg_sys::QueryCancelHoldoffCount);
+            std::ptr::write_volatile(&raw mut pg_sys::QueryCancelHoldoffCount, n + 1);
+        }
+        CancelHonoured(())
+    }
+}
+
+impl Drop for CancelHonoured {
+    fn drop(&mut self) {
+        unsafe {
+            std::ptr::write_volatile(&raw mut pg_sys::QueryCancelPending, 0);
+            let n = std::ptr::read_volatile(&raw const pg_sys::QueryCancelHoldoffCount);
+            std::ptr::write_volatile(
+                &raw mut pg_sys::QueryCancelHoldoffCount,
+                n.saturating_sub(1),
+            );
+        }
+    }
+}
