@@ -5,10 +5,12 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod records;
 pub mod rules;
 pub mod source;
 mod suggest;
 pub mod text_safety;
+pub mod time;
 
 pub use canonical::{sha256_hex, to_canonical_json};
 pub use chain::{chain_hash, lock_key, GENESIS};

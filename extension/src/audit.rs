@@ -7,6 +7,8 @@
 
 use crate::guc_scope::as_definer;
 use crate::schema::{self, Schema};
+use pg_repair_core::records::RunRow;
+use pg_repair_core::time::Utc;
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -89,35 +91,30 @@ pub fn require_read_committed(what: &str) -> crate::errors::Result<()> {
     Ok(())
 }
 
-/// Current time as an exact UTC text timestamp (round-trips through timestamptz unchanged).
-pub fn now_text() -> String {
-    Spi::get_one::<String>(
-        "SELECT pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', \
-         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-    )
-    .expect("clock")
-    .unwrap_or_default()
-}
-
-/// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
-/// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
-pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
-    let chain = chained(table);
+/// The chain's newest row_hash (the link of the row about to be appended) and that row's seq,
+/// in one statement. On a fresh snapshot (READ COMMITTED): the previous row committed by another
+/// session before we got the lock is visible here. Must run under the chain's lock.
+fn head_and_seq(chain: &Chained, key: &str) -> (Option<String>, i64) {
     // Nothing is appended to a schema that is no release's exactly (schema::detect refuses it),
     // nor to a chain that schema does not have.
     assert!(
-        chains(schema::detect()).iter().any(|c| c.table == table),
-        "repair.{table} is not chained in this database's schema"
+        chains(schema::detect())
+            .iter()
+            .any(|c| c.table == chain.table),
+        "repair.{} is not chained in this database's schema",
+        chain.table
     );
-    let key_col = chain.key_col;
-    // A fresh snapshot per statement (READ COMMITTED): the previous run committed by another
-    // session before we got the lock is visible here.
-    let prev: Option<String> = Spi::get_one_with_args(
+    let Chained { table, key_col, .. } = chain;
+    let (prev, seq) = crate::spi::query_mut(
         &format!(
             "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
-                      ORDER BY seq DESC LIMIT 1)"
+                      ORDER BY seq DESC LIMIT 1), pg_catalog.nextval('repair.{table}_seq_seq')"
         ),
         &[key.into()],
+        |rows| {
+            let r = rows.first();
+            Ok((r.get::<String>(1)?, r.get::<i64>(2)?.expect("nextval value")))
+        },
     )
     .expect("chain head");
     // The first chained row of a chain that began with 0.2.0 links to the rows from before it.
@@ -125,11 +122,63 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
         None if chain.chained_since_0_2_0 => link_to_unchained(key, None),
         prev => prev,
     };
-    let seq: i64 = Spi::get_one(&format!(
-        "SELECT pg_catalog.nextval('repair.{table}_seq_seq')"
-    ))
-    .expect("nextval")
-    .expect("nextval value");
+    (prev, seq)
+}
+
+/// Appends a run to repair.runs (typed columns), chained after the playbook's previous run.
+/// Must run under as_definer and the playbook's lock. Returns row_hash.
+pub fn append_run(row: &RunRow) -> String {
+    let (prev, seq) = head_and_seq(chained("runs"), &row.playbook_id);
+    let row_hash = chain_hash(prev.as_deref(), &row.document(seq));
+    let json = |v: &[String]| serde_json::to_string(v).expect("a list of text is JSON");
+    crate::spi::run(
+        "INSERT INTO repair.runs (run_id, seq, playbook_id, version, expected_hash, actual_hash, \
+            started_at, finished_at, session_user_name, current_user_name, executed_as, declared_role, \
+            confirm_prod, reason, request_id, status, error_code, error_message, missing_before, \
+            missing_after, statements_total, statements_executed, duration_us, waivers, prev_hash, row_hash) \
+         VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9, $10, $11, $12, \
+            $13, $14, $15, $16, $17, $18, $19::jsonb, $20::jsonb, $21, $22, $23, $24::jsonb, $25, $26)",
+        &[
+            row.run_id.as_str().into(),
+            seq.into(),
+            row.playbook_id.as_str().into(),
+            row.version.into(),
+            row.expected_hash.as_str().into(),
+            row.actual_hash.as_str().into(),
+            Utc::from_pg(row.started_at).text().into(),
+            Utc::from_pg(row.finished_at).text().into(),
+            row.session_user_name.as_str().into(),
+            row.current_user_name.as_str().into(),
+            row.executed_as.as_str().into(),
+            row.declared_role.as_str().into(),
+            row.confirm_prod.into(),
+            row.reason.as_str().into(),
+            row.request_id.as_deref().into(),
+            row.status.as_str().into(),
+            row.error_code.as_deref().into(),
+            row.error_message.as_deref().into(),
+            json(&row.missing_before).into(),
+            json(&row.missing_after).into(),
+            row.statements_total.into(),
+            row.statements_executed.into(),
+            row.duration_us.into(),
+            serde_json::to_string(&row.waivers)
+                .expect("waivers are JSON")
+                .into(),
+            prev.as_deref().into(),
+            row_hash.as_str().into(),
+        ],
+    );
+    log_head("runs", &row.playbook_id, &row_hash);
+    row_hash
+}
+
+/// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
+/// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
+pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
+    let chain = chained(table);
+    let key_col = chain.key_col;
+    let (prev, seq) = head_and_seq(chain, key);
     values.insert("seq".into(), Value::from(seq));
     values.insert(
         "prev_hash".into(),
@@ -137,34 +186,37 @@ pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String 
     );
     values.insert(key_col.into(), Value::String(key.into()));
     let record = JsonB(Value::Object(values.clone()));
-    let doc: JsonB = Spi::get_one_with_args(
+    let doc: JsonB = crate::spi::one(
         &format!(
             "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash' \
              FROM pg_catalog.jsonb_populate_record(NULL::repair.{table}, $1) r"
         ),
         &[record.into()],
     )
-    .expect("row document")
     .expect("row document value");
     let row_hash = chain_hash(prev.as_deref(), &doc.0);
     values.insert("row_hash".into(), Value::String(row_hash.clone()));
-    Spi::run_with_args(
+    crate::spi::run(
         &format!(
             "INSERT INTO repair.{table} SELECT * FROM pg_catalog.jsonb_populate_record(NULL::repair.{table}, $1)"
         ),
         &[JsonB(Value::Object(values)).into()],
-    )
-    .expect("append");
+    );
+    log_head(table, key, &row_hash);
+    row_hash
+}
+
+fn log_head(table: &str, key: &str, row_hash: &str) {
     if crate::gucs::log_head() {
         // An external witness: with log shipping, the server log keeps every head, so a chain
         // rewritten consistently by a superuser still disagrees with what was logged.
+        let key_col = chained(table).key_col;
         crate::errors::log_line(&format!(
             "pg_repair audit head: {} (after repair.{table} {key_col} {} row_hash {row_hash}, uncommitted)",
             head(),
             crate::errors::bounded(key, 80)
         ));
     }
-    row_hash
 }
 
 /// What the first chained capture of a label links to instead of NULL: the digest of the label's

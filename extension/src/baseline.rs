@@ -2,7 +2,8 @@
 //! since. Counting happens as the session user, so privileges and row-level security apply: a
 //! baseline never reveals a count its caller could not compute with SELECT count(*) itself.
 
-use crate::audit::{self, now_text};
+use crate::audit;
+use crate::clock::now_text;
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::identity::{self, AsUser};
@@ -113,9 +114,7 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
         };
         let counts = count_all(label, &names, session);
         lock_label(label)?;
-        let capture_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
-            .expect("uuid")
-            .unwrap_or_default();
+        let capture_id: String = crate::clock::uuid();
         // The same document audit::counts_doc reads back from baseline_counts.
         let doc: Map<String, Value> = counts.iter().map(|(t, c)| (t.clone(), json!(c))).collect();
         let mut v = Map::new();

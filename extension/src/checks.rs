@@ -2,7 +2,8 @@
 //! read-only subtransaction that is always rolled back), recorded append-only and hash-chained,
 //! and summarised as GO / HOLD / NO-GO.
 
-use crate::audit::{self, now_text};
+use crate::audit;
+use crate::clock::now_text;
 use crate::enforcement::Region;
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guc_scope::{self, as_definer, with_gucs};
@@ -117,8 +118,7 @@ fn spec_of(stored: registry::Current) -> Spec {
             return spec;
         }
     };
-    let blocking =
-        crate::lint::blocking(&current.lint, &current.waivers(), &crate::execute::today());
+    let blocking = crate::lint::blocking(&current.lint, &current.waivers(), &crate::clock::today());
     if let Some(first) = blocking.first() {
         spec.rejected = Some(format!(
             "LINT_REJECTED: check {} has {} lint error(s), first: {} ({}); not run",
@@ -306,7 +306,7 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
         })
         .collect();
     specs.extend(registered(tags.as_deref()));
-    let started_at = as_definer(now_text);
+    let started_at = now_text();
     let results: Vec<(CheckResult, i64, &Spec)> = specs
         .iter()
         .map(|spec| {
@@ -315,22 +315,14 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
             (r, clock.elapsed().as_micros() as i64, spec)
         })
         .collect();
-    let finished_at = as_definer(now_text);
+    let finished_at = now_text();
     let session = identity::session_user().1;
     let run_id = as_definer(|| -> Result<String> {
-        let run_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
-            .expect("uuid")
-            .unwrap_or_default();
+        let run_id: String = crate::clock::uuid();
         for (r, duration_us, spec) in &results {
             lock_playbook(&r.check_id)?;
             let mut v = Map::new();
-            v.insert(
-                "result_id".into(),
-                json!(
-                    Spi::get_one::<String>("SELECT pg_catalog.gen_random_uuid()::text")
-                        .expect("uuid")
-                ),
-            );
+            v.insert("result_id".into(), json!(crate::clock::uuid()));
             v.insert("run_id".into(), json!(run_id));
             v.insert("check_version".into(), json!(spec.version));
             v.insert("check_hash".into(), json!(spec.hash));

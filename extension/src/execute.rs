@@ -2,7 +2,8 @@
 //! subtransaction as the session user (or repair.run_as) with local timeouts, requires-after, and
 //! the audit row. A FAILED run returns normally so its audit row commits with the caller.
 
-use crate::audit::{self, now_text};
+use crate::audit;
+use crate::clock;
 use crate::enforcement::{self, Region};
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guards::{self, Role};
@@ -13,8 +14,9 @@ use crate::registry::{self, Current};
 use crate::subxact::in_subxact;
 use crate::timeout::{self, Timer};
 use crate::{gucs, lint, sqlparse};
+use pg_repair_core::records::{RunRow, RunStatus, WaiverUsed};
 use pgrx::prelude::*;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -67,22 +69,11 @@ fn guarded(req: &Request) -> Result<(Role, String, Current)> {
     Ok((role, reason, current))
 }
 
-/// Today's date in UTC as YYYY-MM-DD, whatever the caller's DateStyle or TimeZone.
-pub fn today() -> String {
-    as_definer(|| {
-        Spi::get_one::<String>(
-            "SELECT pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        )
-    })
-    .expect("current date")
-    .unwrap_or_default()
-}
-
 /// Guard 7: error findings not lifted by a waiver valid today.
 /// `current` comes from registry::verified: its findings were recomputed from the stored source
 /// (hidden characters included), never read from the stored column.
 pub fn lint_guard(current: &Current) -> Result<()> {
-    let blocking = lint::blocking(&current.lint, &current.waivers(), &today());
+    let blocking = lint::blocking(&current.lint, &current.waivers(), &clock::today());
     let Some(first) = blocking.first() else {
         return Ok(());
     };
@@ -130,18 +121,17 @@ pub fn missing(names: &[String]) -> Vec<String> {
         return vec![];
     }
     as_definer(|| {
-        Spi::get_one_with_args::<Vec<String>>(
-            "SELECT COALESCE(array_agg(n ORDER BY n), '{}') FROM unnest($1::text[]) n \
+        crate::spi::one::<Vec<String>>(
+            "SELECT COALESCE(pg_catalog.array_agg(n ORDER BY n), '{}') FROM pg_catalog.unnest($1::text[]) n \
               WHERE pg_catalog.to_regclass(n) IS NULL",
             &[names.to_vec().into()],
         )
     })
-    .expect("requires check")
     .unwrap_or_default()
 }
 
 struct Outcome {
-    status: &'static str,
+    status: RunStatus,
     error_code: Option<String>,
     error_message: Option<String>,
     executed: i32,
@@ -153,7 +143,7 @@ struct Outcome {
 fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>) -> Outcome {
     let message: String = message.chars().take(1000).collect();
     Outcome {
-        status: "FAILED",
+        status: RunStatus::Failed,
         error_code: Some(code.into()),
         error_message: Some(message),
         executed,
@@ -179,23 +169,20 @@ pub fn execute(req: &Request) -> Result<Value> {
     let session_name = identity::session_user().1;
     let current_user = identity::caller_user();
 
-    let started_at = as_definer(now_text);
+    let started_at = clock::now();
     let clock = Instant::now();
     let requires_before = current.list("requires_before");
     let requires_after = current.list("requires_after");
     let missing_before = missing(&requires_before);
-    let statements = sqlparse::split(current.sql()).map_err(|e| {
-        RepairError::new(
-            Kind::LintRejected,
-            format!("playbook {} does not parse: {}", current.id, e.message),
-        )
-    })?;
+    let statements = statements_of(&current)?;
     let lock_ms = current
         .int("lock_timeout_ms")
         .unwrap_or_else(gucs::lock_timeout_ms);
     let stmt_ms = current
         .int("statement_timeout_ms")
         .unwrap_or_else(gucs::statement_timeout_ms);
+    let today = clock::today();
+    let waivers = current.waivers();
 
     let outcome = if !missing_before.is_empty() {
         let (code, name) = Kind::RequiresBeforeMissing.code_and_name();
@@ -210,12 +197,10 @@ pub fn execute(req: &Request) -> Result<Value> {
             vec![],
         )
     } else {
-        let today = today();
-        let waived: Vec<String> = current
-            .waivers()
-            .into_iter()
+        let waived: Vec<String> = waivers
+            .iter()
             .filter(|w| w.until.as_str() >= today.as_str())
-            .map(|w| w.rule)
+            .map(|w| w.rule.clone())
             .collect();
         run_statements(&RunPlan {
             statements: &statements,
@@ -228,68 +213,75 @@ pub fn execute(req: &Request) -> Result<Value> {
         })
     };
 
-    let finished_at = as_definer(now_text);
+    let finished_at = clock::now();
     let duration_us = clock.elapsed().as_micros() as i64;
-    let run_id: String = as_definer(|| Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text"))
-        .expect("uuid")
-        .unwrap_or_default();
-    let today = today();
-    let waivers = current.waivers();
-    let mut waivers_used: Vec<Value> = lint::from_json(&current.lint)
+    let mut waivers_used: Vec<WaiverUsed> = lint::from_json(&current.lint)
         .iter()
         .filter_map(|f| lint::waived_by(f, &waivers, &today))
-        .map(|w| json!({"rule": w.rule, "until": w.until, "because": w.because}))
+        .map(|w| WaiverUsed {
+            rule: w.rule.clone(),
+            until: w.until.clone(),
+            because: w.because.clone(),
+        })
         .collect();
     waivers_used.dedup();
 
-    let mut row = Map::new();
-    row.insert("run_id".into(), json!(run_id));
-    row.insert("version".into(), json!(current.version));
-    row.insert(
-        "expected_hash".into(),
-        json!(req.expected_hash.unwrap_or("").trim().to_ascii_lowercase()),
-    );
-    row.insert("actual_hash".into(), json!(current.hash));
-    row.insert("started_at".into(), json!(started_at));
-    row.insert("finished_at".into(), json!(finished_at));
-    row.insert("session_user_name".into(), json!(session_name));
-    row.insert("current_user_name".into(), json!(current_user));
-    row.insert("executed_as".into(), json!(target_name));
-    row.insert("declared_role".into(), json!(role.as_str()));
-    row.insert("confirm_prod".into(), json!(req.confirm_prod));
-    row.insert("reason".into(), json!(reason));
-    row.insert("request_id".into(), json!(req.request_id));
-    row.insert("status".into(), json!(outcome.status));
-    row.insert("error_code".into(), json!(outcome.error_code));
-    row.insert("error_message".into(), json!(outcome.error_message));
-    row.insert("missing_before".into(), json!(missing_before));
-    row.insert("missing_after".into(), json!(outcome.missing_after));
-    row.insert("statements_total".into(), json!(statements.len()));
-    row.insert("statements_executed".into(), json!(outcome.executed));
-    row.insert("duration_us".into(), json!(duration_us));
-    row.insert("waivers".into(), json!(waivers_used));
-    let row_hash = as_definer(|| audit::append("runs", &current.id, row));
+    let row = RunRow {
+        run_id: clock::uuid(),
+        playbook_id: current.id.clone(),
+        version: current.version,
+        expected_hash: req.expected_hash.unwrap_or("").trim().to_ascii_lowercase(),
+        actual_hash: current.hash.clone(),
+        started_at,
+        finished_at,
+        session_user_name: session_name,
+        current_user_name: current_user,
+        executed_as: target_name,
+        declared_role: role.as_str().to_string(),
+        confirm_prod: req.confirm_prod,
+        reason,
+        request_id: req.request_id.map(str::to_string),
+        status: outcome.status,
+        error_code: outcome.error_code.clone(),
+        error_message: outcome.error_message.clone(),
+        missing_before,
+        missing_after: outcome.missing_after.clone(),
+        statements_total: statements.len() as i32,
+        statements_executed: outcome.executed,
+        duration_us,
+        waivers: waivers_used,
+    };
+    let row_hash = as_definer(|| audit::append_run(&row));
+    drop(outcome);
+    Ok(serde_json::to_value(row.result(&row_hash)).expect("a run result is JSON"))
+}
 
-    Ok(json!({
-        "run_id": run_id,
-        "playbook": current.id,
-        "version": current.version,
-        "hash": current.hash,
-        "status": outcome.status,
-        "statements_total": statements.len(),
-        "statements_executed": outcome.executed,
-        "missing_before": missing_before,
-        "missing_after": outcome.missing_after,
-        "duration_ms": duration_us as f64 / 1000.0,
-        "error_code": outcome.error_code,
-        "error_message": outcome.error_message,
-        "declared_role": role.as_str(),
-        "executed_as": target_name,
-        "waivers": waivers_used,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "row_hash": row_hash,
-    }))
+thread_local! {
+    /// Each playbook's statements, split once per backend, by hash (the hash covers the SQL:
+    /// registry::verified has checked the stored text against it).
+    static SPLIT: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Vec<sqlparse::Statement>>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn statements_of(current: &Current) -> Result<std::rc::Rc<Vec<sqlparse::Statement>>> {
+    if let Some(s) = SPLIT.with(|m| m.borrow().get(&current.hash).cloned()) {
+        return Ok(s);
+    }
+    let statements = sqlparse::split(current.sql()).map_err(|e| {
+        RepairError::new(
+            Kind::LintRejected,
+            format!("playbook {} does not parse: {}", current.id, e.message),
+        )
+    })?;
+    let statements = std::rc::Rc::new(statements);
+    SPLIT.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 1000 {
+            m.clear();
+        }
+        m.insert(current.hash.clone(), statements.clone());
+    });
+    Ok(statements)
 }
 
 /// Markers thrown inside the subtransaction to roll it back.
@@ -312,20 +304,19 @@ struct RunPlan<'a> {
 /// one: inside a run, the playbook's deferred work runs enforced, as the run's user; before a
 /// run, the caller's own pending work runs as the caller, never as repair.run_as.
 fn fire_pending_deferred() {
-    let rels: Vec<pg_sys::Oid> = Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger WHERE tgdeferrable",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(oid) = r.get::<pg_sys::Oid>(1)? {
-                out.push(oid);
+    let rels: Vec<pg_sys::Oid> = crate::spi::query(
+        "SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger WHERE tgdeferrable",
+        &[],
+        |rows| {
+            let mut out = Vec::new();
+            for r in rows {
+                if let Some(oid) = r.get::<pg_sys::Oid>(1)? {
+                    out.push(oid);
+                }
             }
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
+            Ok(out)
+        },
+    )
     .expect("deferrable triggers");
     if rels
         .into_iter()
@@ -337,18 +328,17 @@ fn fire_pending_deferred() {
 
 /// Names of the cursors (portals) open in this session, e.g. a PL/pgSQL `OPEN` leaves one.
 fn open_cursors() -> Vec<String> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT name FROM pg_catalog.pg_cursors ORDER BY name",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r.get::<String>(1)?.unwrap_or_default());
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
+    crate::spi::query(
+        "SELECT name FROM pg_catalog.pg_cursors ORDER BY name",
+        &[],
+        |rows| {
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r.get::<String>(1)?.unwrap_or_default());
+            }
+            Ok(out)
+        },
+    )
     .expect("open cursors")
 }
 
@@ -454,7 +444,7 @@ fn run_statements(plan: &RunPlan) -> Outcome {
     };
     match res {
         Ok(()) => Outcome {
-            status: "SUCCESS",
+            status: RunStatus::Success,
             error_code: None,
             error_message: None,
             executed: n,

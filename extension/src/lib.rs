@@ -8,6 +8,7 @@ mod audit;
 mod baseline;
 mod checks;
 mod classify;
+mod clock;
 mod enforcement;
 mod errors;
 mod execute;
@@ -22,6 +23,7 @@ mod lock;
 mod preview;
 mod registry;
 mod schema;
+mod spi;
 mod sqlparse;
 mod subxact;
 mod timeout;
@@ -132,7 +134,7 @@ fn lint(
             pg_repair_core::Source::Playbook(p) => p.waivers.clone(),
             _ => vec![],
         };
-        let today = execute::today();
+        let today = crate::clock::today();
         let rows: Vec<_> = lint::lint_source(&parsed)
             .into_iter()
             .map(|f| {

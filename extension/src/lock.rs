@@ -29,6 +29,15 @@ fn tag(id: &str) -> pg_sys::LOCKTAG {
 /// transaction ends: commit, rollback and a killed client release it alike.
 pub fn lock_playbook(id: &str) -> Result<()> {
     let tag = tag(id);
+    // Uncontended (the common case): taken at once, no subtransaction or settings needed.
+    // SAFETY: `tag` is a valid LOCKTAG on our stack; with dontWait the call never sleeps and
+    // returns LOCKACQUIRE_NOT_AVAIL instead of waiting (no ERROR path for a busy lock).
+    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, true) };
+    if got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL {
+        // SAFETY: see the end of this function.
+        unsafe { pg_sys::GetCurrentTransactionId() };
+        return Ok(());
+    }
     // The caller may choose to wait less (its own lock_timeout), never longer.
     let own = unsafe { pg_sys::LockTimeout };
     let ms = match gucs::lock_timeout_ms() {

@@ -1,7 +1,8 @@
 //! repair.preview: what execute would do for this caller, without raising and without writing.
 
+use crate::clock::today;
 use crate::errors::{Kind, RepairError};
-use crate::execute::{lint_guard, missing, today};
+use crate::execute::{lint_guard, missing};
 use crate::guards;
 use crate::guc_scope::as_definer;
 use crate::registry;

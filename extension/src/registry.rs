@@ -1,6 +1,7 @@
 //! The registry: registering and retiring playbooks (and checks), and loading the current one.
 
-use crate::audit::{self, now_text};
+use crate::audit;
+use crate::clock::now_text;
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::lock::lock_playbook;
@@ -119,9 +120,7 @@ fn append_event(
     session: &str,
     current: &str,
 ) {
-    let event_id: String = Spi::get_one("SELECT pg_catalog.gen_random_uuid()::text")
-        .expect("uuid")
-        .unwrap_or_default();
+    let event_id: String = crate::clock::uuid();
     // Pins every column of the version row (source, lint, registered_by, …) into the chain.
     let digest = audit::version_doc(id, version).map(|d| audit::digest_of(&d));
     let mut v = Map::new();
@@ -229,39 +228,84 @@ impl Current {
 
 /// Loads the current version; call under as_definer.
 pub fn load(id: &str) -> Option<Current> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT v.version, v.kind, v.hash, v.canonical::jsonb, v.body_line, v.lint, v.source, v.canonical, \
-                    COALESCE((SELECT e.action = 'retired' FROM repair.registry_events e \
-                               WHERE e.playbook_id = v.playbook_id ORDER BY e.seq DESC LIMIT 1), false) \
-               FROM repair.playbook_versions v WHERE v.playbook_id = $1 ORDER BY v.version DESC LIMIT 1",
-            None,
-            &[id.into()],
-        )?;
-        let mut out = None;
-        for r in rows {
-            out = Some(Current {
+    crate::spi::query(
+        "SELECT v.version, v.kind, v.hash, v.body_line, v.lint::text, v.source, v.canonical, \
+                COALESCE((SELECT e.action = 'retired' FROM repair.registry_events e \
+                           WHERE e.playbook_id = v.playbook_id ORDER BY e.seq DESC LIMIT 1), false) \
+           FROM repair.playbook_versions v WHERE v.playbook_id = $1 ORDER BY v.version DESC LIMIT 1",
+        &[id.into()],
+        |rows| {
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let r = rows.first();
+            let canonical: String = r.get::<String>(7)?.unwrap_or_default();
+            Ok(Some(Current {
                 id: id.to_string(),
                 version: r.get::<i32>(1)?.unwrap_or(0),
                 kind: r.get::<String>(2)?.unwrap_or_default(),
                 hash: r.get::<String>(3)?.unwrap_or_default(),
-                doc: r.get::<JsonB>(4)?.map_or(Value::Null, |j| j.0),
-                body_line: r.get::<i32>(5)?.unwrap_or(1) as u32,
-                lint: r.get::<JsonB>(6)?.map_or(Value::Array(vec![]), |j| j.0),
-                source: r.get::<String>(7)?.unwrap_or_default(),
-                canonical: r.get::<String>(8)?.unwrap_or_default(),
-                retired: r.get::<bool>(9)?.unwrap_or(false),
-            });
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
+                doc: serde_json::from_str(&canonical).unwrap_or(Value::Null),
+                body_line: r.get::<i32>(4)?.unwrap_or(1) as u32,
+                lint: r
+                    .get::<String>(5)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Array(vec![])),
+                source: r.get::<String>(6)?.unwrap_or_default(),
+                canonical,
+                retired: r.get::<bool>(8)?.unwrap_or(false),
+            }))
+        },
+    )
     .expect("load playbook")
+}
+
+thread_local! {
+    /// Versions this backend has verified, by id: re-deriving a version (hash, parse, lint) is
+    /// skipped only when every stored field it was derived from is byte-for-byte the same.
+    static VERIFIED: std::cell::RefCell<std::collections::HashMap<String, Current>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn same_stored(a: &Current, b: &Current) -> bool {
+    a.version == b.version
+        && a.kind == b.kind
+        && a.hash == b.hash
+        && a.body_line == b.body_line
+        && a.canonical == b.canonical
+        && a.source == b.source
+}
+
+/// [`verify`], remembered per backend for the exact stored row (any change re-verifies).
+pub fn verified(c: Current) -> Result<Current> {
+    let hit = VERIFIED.with(|m| {
+        m.borrow()
+            .get(&c.id)
+            .filter(|v| same_stored(v, &c))
+            .map(|v| Current {
+                retired: c.retired,
+                ..v.clone()
+            })
+    });
+    if let Some(v) = hit {
+        return Ok(v);
+    }
+    let v = verify(c)?;
+    VERIFIED.with(|m| {
+        let mut m = m.borrow_mut();
+        // A bound, so a backend that touches many ids does not grow without limit.
+        if m.len() >= 1000 {
+            m.clear();
+        }
+        m.insert(v.id.clone(), v.clone());
+    });
+    Ok(v)
 }
 
 /// The stored version re-derived from its source before anything trusts it: the source must
 /// still parse to the stored canonical JSON, which must still hash to the stored hash, and the
 /// lint findings are recomputed (the stored column is only a record, covered by the audit chain).
-pub fn verified(mut c: Current) -> Result<Current> {
+fn verify(mut c: Current) -> Result<Current> {
     let tampered = |why: &str| {
         RepairError::new(
             Kind::Tampered,

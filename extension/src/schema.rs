@@ -9,7 +9,7 @@
 //! to switch a check off.
 
 use crate::errors::{Kind, RepairError};
-use pgrx::prelude::*;
+use pgrx::pg_sys;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {
@@ -36,9 +36,69 @@ const VERIFY_RESULT_0_1_0: &str = "TABLE(ok boolean, rows_checked bigint, first_
 const VERIFY_RESULT_CURRENT: &str = "TABLE(ok boolean, rows_checked bigint, first_bad_run uuid, \
                                      first_bad_table text, problem text, problems jsonb)";
 
+thread_local! {
+    /// The last answer, with the extension version it was given for. Valid until a catalog change
+    /// that could alter it (a column, relation, function or schema anywhere: syscache
+    /// invalidations, ours or other sessions') clears it; pg_extension has no syscache, so its
+    /// version is read on every call.
+    static LAST: std::cell::RefCell<Option<(Option<String>, Schema)>> = const { std::cell::RefCell::new(None) };
+}
+static CALLBACKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+    LAST.with(|l| l.replace(None));
+}
+
+/// Registered once per backend (a fixed number of callback slots exists).
+fn watch_catalog() {
+    if CALLBACKS.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    for cache in [
+        pg_sys::SysCacheIdentifier::ATTNUM,
+        pg_sys::SysCacheIdentifier::RELOID,
+        pg_sys::SysCacheIdentifier::PROCOID,
+        pg_sys::SysCacheIdentifier::NAMESPACEOID,
+    ] {
+        // SAFETY: `forget` is a plain function valid for the backend's life; registering only
+        // fails (ERROR) when the callback table is full.
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as std::ffi::c_int,
+                Some(forget),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
+}
+
+fn extension_version() -> Option<String> {
+    crate::spi::one(
+        "SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_repair'",
+        &[],
+    )
+}
+
 /// The schema of this database, or a SCHEMA_MISMATCH error (thrown; callers run inside
 /// `errors::boundary`).
 pub fn detect() -> Schema {
+    watch_catalog();
+    let version = extension_version();
+    let known = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, s)| *s)
+    });
+    if let Some(schema) = known {
+        return schema;
+    }
+    let schema = decide();
+    LAST.with(|l| l.replace(Some((version, schema))));
+    schema
+}
+
+fn decide() -> Schema {
     let (version, present, verify_result) = facts();
     let all = present.len() == ADDED_IN_0_2_0.len();
     let current_version = env!("CARGO_PKG_VERSION");
@@ -79,9 +139,8 @@ pub fn detect() -> Schema {
 /// (pg_extension.extversion, the 0.2.0 columns present, verify_audit()'s declared result).
 fn facts() -> (Option<String>, Vec<String>, Option<String>) {
     let added: Vec<String> = ADDED_IN_0_2_0.iter().map(|s| s.to_string()).collect();
-    Spi::connect(|client| {
-        // Only the extension's own schema: a temporary table named like one of ours is not ours.
-        let row = client.select(
+    // Only the extension's own schema: a temporary table named like one of ours is not ours.
+    crate::spi::query(
             "SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_repair'), \
                     ARRAY(SELECT c.relname::text || '.' || a.attname::text \
                             FROM pg_catalog.pg_attribute a \
@@ -94,10 +153,9 @@ fn facts() -> (Option<String>, Vec<String>, Option<String>) {
                     (SELECT pg_catalog.pg_get_function_result(p.oid) FROM pg_catalog.pg_proc p \
                        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                       WHERE n.nspname = 'repair' AND p.proname = 'verify_audit' AND p.pronargs = 0)",
-            None,
             &[added.into()],
-        )?;
-        let row = row.first();
+        |rows| {
+        let row = rows.first();
         Ok::<_, pgrx::spi::Error>((
             row.get::<String>(1)?,
             row.get::<Vec<String>>(2)?.unwrap_or_default(),
