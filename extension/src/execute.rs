@@ -6,11 +6,10 @@ use crate::audit;
 use crate::clock;
 use crate::enforcement::{self, Region};
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
-use crate::guards::{self, Role};
+use crate::guards::{self, Request};
 use crate::guc_scope::{as_definer, with_gucs};
 use crate::identity::{self, AsUser};
-use crate::lock::lock_playbook;
-use crate::registry::{self, Current};
+use crate::registry::Current;
 use crate::subxact::in_subxact;
 use crate::timeout::{self, Timer};
 use crate::{gucs, lint, sqlparse};
@@ -19,82 +18,6 @@ use pgrx::prelude::*;
 use serde_json::Value;
 use std::cell::Cell;
 use std::time::Instant;
-
-pub struct Request<'a> {
-    pub id: &'a str,
-    pub expected_hash: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub confirm_prod: bool,
-    pub request_id: Option<&'a str>,
-}
-
-/// Guards 1–7 in SPEC order; the lock is taken before the registry is read (guard 5 on), so the
-/// playbook checked is the playbook run.
-fn guarded(req: &Request) -> Result<(Role, String, Current)> {
-    let role = guards::declared_role()?;
-    guards::environment(role, req.confirm_prod)?;
-    guards::executor()?;
-    let reason = guards::reason(req.reason)?;
-    let current = as_definer(|| {
-        lock_playbook(req.id)?;
-        Ok(registry::load(req.id))
-    })?;
-    let current = match current {
-        Some(c) if c.kind == "playbook" && !c.retired => registry::verified(c)?,
-        Some(c) if c.retired => {
-            return Err(RepairError::new(
-                Kind::UnknownPlaybook,
-                format!("playbook {} is retired", req.id),
-            )
-            .detail(format!(
-                "Version {} was retired; retired playbooks never run.",
-                c.version
-            ))
-            .hint("Register a new, reviewed version to bring it back."))
-        }
-        Some(_) => {
-            return Err(RepairError::new(
-                Kind::UnknownPlaybook,
-                format!("{} is a check, not a playbook", req.id),
-            )
-            .hint("Checks run through repair.run_checks()."))
-        }
-        None => return Err(registry::unknown(req.id)),
-    };
-    guards::playbook_environment(req.id, role, &current.list("environments"))?;
-    guards::hash(req.expected_hash, &current.hash)?;
-    lint_guard(&current)?;
-    // Not a guard: an invalid request id (22023) comes after every guard's refusal.
-    guards::request_id(req.request_id)?;
-    Ok((role, reason, current))
-}
-
-/// Guard 7: error findings not lifted by a waiver valid today.
-/// `current` comes from registry::verified: its findings were recomputed from the stored source
-/// (hidden characters included), never read from the stored column.
-pub fn lint_guard(current: &Current) -> Result<()> {
-    let blocking = lint::blocking(&current.lint, &current.waivers(), &clock::today());
-    let Some(first) = blocking.first() else {
-        return Ok(());
-    };
-    let list: Vec<String> = blocking
-        .iter()
-        .map(|f| {
-            format!(
-                "line {}: {} ({})",
-                f["line"],
-                f["message"].as_str().unwrap_or(""),
-                f["rule"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    Err(RepairError::new(
-        Kind::LintRejected,
-        format!("playbook {} has {} lint error(s), first: {}", current.id, blocking.len(), first["rule"].as_str().unwrap_or("")),
-    )
-    .detail(list.join("\n"))
-    .hint("Fix the playbook and register it again, or add a time-boxed `-- waive: RULE until YYYY-MM-DD because TEXT` header."))
-}
 
 /// The run_as target: repair.run_as, or the session user. A configured role that does not exist
 /// refuses the run rather than falling back.
@@ -161,19 +84,26 @@ pub fn execute(req: &Request) -> Result<Value> {
         .hint("Run playbooks one after another, not from each other."));
     }
     audit::require_read_committed("repair.execute")?;
-    let (role, reason, current) = guarded(req)?;
-    // A schema that is no release's exactly is refused before any statement runs (appending the
-    // run would refuse it too, after the statements).
-    as_definer(crate::schema::detect);
+    // One definer scope for everything before the run (settings are pinned once).
+    let (role, reason, current, missing_before) = as_definer(|| -> Result<_> {
+        let guards::Authorization {
+            role,
+            reason,
+            current,
+        } = guards::authorize(req)?;
+        // A schema that is no release's exactly is refused before any statement runs (appending
+        // the run would refuse it too, after the statements).
+        crate::schema::detect();
+        let missing_before = missing(&current.list("requires_before"));
+        Ok((role, reason, current, missing_before))
+    })?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
     let current_user = identity::caller_user();
 
     let started_at = clock::now();
     let clock = Instant::now();
-    let requires_before = current.list("requires_before");
     let requires_after = current.list("requires_after");
-    let missing_before = missing(&requires_before);
     let statements = statements_of(&current)?;
     let lock_ms = current
         .int("lock_timeout_ms")
@@ -304,6 +234,37 @@ struct RunPlan<'a> {
 /// one: inside a run, the playbook's deferred work runs enforced, as the run's user; before a
 /// run, the caller's own pending work runs as the caller, never as repair.run_as.
 fn fire_pending_deferred() {
+    if deferrable_relations()
+        .into_iter()
+        // SAFETY: reads this backend's after-trigger queue for a relation OID; no side effects.
+        .any(|rel| unsafe { pg_sys::AfterTriggerPendingOnRel(rel) })
+    {
+        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").expect("fire deferred triggers");
+    }
+}
+
+thread_local! {
+    /// Relations with a deferrable trigger. A trigger is created, changed or dropped only with an
+    /// invalidation of its relation's relcache entry (ours at the next command, other sessions'
+    /// when we next take a lock), which clears this.
+    static DEFERRABLE: std::cell::RefCell<Option<Vec<pg_sys::Oid>>> = const { std::cell::RefCell::new(None) };
+}
+static WATCHING_RELCACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+unsafe extern "C-unwind" fn forget_deferrable(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    DEFERRABLE.with(|d| d.replace(None));
+}
+
+fn deferrable_relations() -> Vec<pg_sys::Oid> {
+    if !WATCHING_RELCACHE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: `forget_deferrable` is a plain function valid for the backend's life.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_deferrable), pg_sys::Datum::from(0))
+        };
+    }
+    if let Some(rels) = DEFERRABLE.with(|d| d.borrow().clone()) {
+        return rels;
+    }
     let rels: Vec<pg_sys::Oid> = crate::spi::query(
         "SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger WHERE tgdeferrable",
         &[],
@@ -318,12 +279,8 @@ fn fire_pending_deferred() {
         },
     )
     .expect("deferrable triggers");
-    if rels
-        .into_iter()
-        .any(|rel| unsafe { pg_sys::AfterTriggerPendingOnRel(rel) })
-    {
-        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").expect("fire deferred triggers");
-    }
+    DEFERRABLE.with(|d| d.replace(Some(rels.clone())));
+    rels
 }
 
 /// Names of the cursors (portals) open in this session, e.g. a PL/pgSQL `OPEN` leaves one.

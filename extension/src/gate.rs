@@ -9,9 +9,7 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 pub fn assert_migrations_allowed(confirm_prod: bool) -> Result<Value> {
-    let role = guards::declared_role()?;
-    guards::environment(role, confirm_prod)?;
-    guards::executor()?;
+    let role = guards::authorize_migrations(confirm_prod)?;
     Ok(json!({
         "allowed": true,
         "declared_role": role.as_str(),

@@ -2,6 +2,8 @@
 //! execute (first failure wins), preview (every verdict) and the migration gate share them.
 
 use crate::errors::{Kind, RepairError, Result};
+use crate::lock::lock_playbook;
+use crate::registry::{self, Current};
 use crate::{gucs, identity};
 use pg_repair_core::text_safety;
 use pgrx::pg_sys;
@@ -236,4 +238,302 @@ pub fn hash(expected: Option<&str>, registered: &str) -> Result<()> {
     )
     .detail("The playbook registered now is not the one you reviewed.")
     .hint("Preview it again (repair.preview / pgrepair preview) and pass the hash you reviewed."))
+}
+
+/// Guard 7: error findings not lifted by a waiver valid today.
+/// `current` comes from registry::verified: its findings were recomputed from the stored source
+/// (hidden characters included), never read from the stored column.
+pub fn lint(current: &Current) -> Result<()> {
+    let blocking = crate::lint::blocking(&current.lint, &current.waivers(), &crate::clock::today());
+    let Some(first) = blocking.first() else {
+        return Ok(());
+    };
+    let list: Vec<String> = blocking
+        .iter()
+        .map(|f| {
+            format!(
+                "line {}: {} ({})",
+                f["line"],
+                f["message"].as_str().unwrap_or(""),
+                f["rule"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    Err(RepairError::new(
+        Kind::LintRejected,
+        format!("playbook {} has {} lint error(s), first: {}", current.id, blocking.len(), first["rule"].as_str().unwrap_or("")),
+    )
+    .detail(list.join("\n"))
+    .hint("Fix the playbook and register it again, or add a time-boxed `-- waive: RULE until YYYY-MM-DD because TEXT` header."))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline: guards 1–7 in SPEC order, once, for every caller.
+
+/// What a call asks to run.
+pub struct Request<'a> {
+    pub id: &'a str,
+    pub expected_hash: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub confirm_prod: bool,
+    pub request_id: Option<&'a str>,
+}
+
+/// A request every guard passed: what may run, on which declared role, and why. Only
+/// [`authorize`] makes one.
+pub struct Authorization {
+    pub role: Role,
+    pub reason: String,
+    /// Verified (re-derived from its stored source) and locked until the transaction ends.
+    pub current: Current,
+}
+
+/// One guard's verdict as repair.preview reports it.
+pub enum Verdict {
+    Pass,
+    Fail(RepairError),
+    /// Decided by what the call itself passes (reason, hash, prod confirmation).
+    NeedsInput(String),
+}
+
+pub struct Reported {
+    pub guard: u8,
+    /// The refusal this guard raises.
+    pub kind: Kind,
+    pub check: &'static str,
+    pub verdict: Verdict,
+}
+
+/// Every verdict for a playbook, without a request (repair.preview).
+pub struct Report {
+    pub role: Result<Role>,
+    pub guards: Vec<Reported>,
+    /// As stored when it fails verification (the failure is guard 7's verdict), else verified.
+    pub current: Current,
+}
+
+/// Execute: the first refusal is raised. Preview: every verdict is reported, nothing raised,
+/// nothing locked.
+enum Mode<'a> {
+    Enforce(&'a Request<'a>),
+    Report(Vec<Reported>),
+}
+
+impl Mode<'_> {
+    /// A guard's outcome: raised (enforce) or recorded (report; Ok(None) on failure).
+    fn decide<T>(
+        &mut self,
+        n: u8,
+        kind: Kind,
+        check: &'static str,
+        r: Result<T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Mode::Enforce(_) => r.map(Some),
+            Mode::Report(list) => Ok(match r {
+                Ok(v) => {
+                    list.push(Reported {
+                        guard: n,
+                        kind,
+                        check,
+                        verdict: Verdict::Pass,
+                    });
+                    Some(v)
+                }
+                Err(e) => {
+                    list.push(Reported {
+                        guard: n,
+                        kind,
+                        check,
+                        verdict: Verdict::Fail(e),
+                    });
+                    None
+                }
+            }),
+        }
+    }
+
+    fn needs_input(&mut self, n: u8, kind: Kind, check: &'static str, why: String) {
+        if let Mode::Report(list) = self {
+            list.push(Reported {
+                guard: n,
+                kind,
+                check,
+                verdict: Verdict::NeedsInput(why),
+            });
+        }
+    }
+}
+
+/// Guards 1–7 for a run (the seam for guard 8, approvals, is after guard 7): the authorisation or
+/// the first refusal. Takes the playbook's lock before reading it (guard 5 on), so the playbook
+/// checked is the playbook run. Call under as_definer.
+pub fn authorize(req: &Request) -> Result<Authorization> {
+    let mut mode = Mode::Enforce(req);
+    let (role, reason, current) = walk(req.id, &mut mode)?.expect("enforced guards passed");
+    // Not a guard: an invalid request id (22023) comes after every guard's refusal.
+    request_id(req.request_id)?;
+    Ok(Authorization {
+        role: role.expect("guard 1 passed"),
+        reason: reason.expect("guard 4 passed"),
+        current,
+    })
+}
+
+/// Every guard's verdict for playbook `id` (None: no such playbook). Call under as_definer.
+pub fn report(id: &str) -> Option<Report> {
+    let mut mode = Mode::Report(Vec::new());
+    let role = declared_role();
+    let (_, _, current) = walk(id, &mut mode).ok().flatten()?;
+    let Mode::Report(guards) = mode else {
+        unreachable!()
+    };
+    Some(Report {
+        role,
+        guards,
+        current,
+    })
+}
+
+type Walked = (Option<Role>, Option<String>, Current);
+
+/// Guards 1–3 for a migration tool (repair.assert_migrations_allowed): the declared role, or the
+/// first refusal.
+pub fn authorize_migrations(confirm_prod: bool) -> Result<Role> {
+    let req = Request {
+        id: "",
+        expected_hash: None,
+        reason: None,
+        confirm_prod,
+        request_id: None,
+    };
+    Ok(environment_guards(&mut Mode::Enforce(&req))?.expect("enforced guards passed"))
+}
+
+/// Guards 1–3: the declared role, the environment, the executor.
+fn environment_guards(mode: &mut Mode) -> Result<Option<Role>> {
+    let confirm = match mode {
+        Mode::Enforce(req) => Some(req.confirm_prod),
+        Mode::Report(_) => None,
+    };
+    // 1. the declared role
+    let role = mode.decide(1, Kind::RoleUndeclared, "declared role", declared_role())?;
+    // 2. the environment
+    match (role, confirm) {
+        (Some(r), Some(confirm)) => {
+            mode.decide(2, Kind::EnvDisabled, "environment", environment(r, confirm))?;
+        }
+        (Some(r), None) => {
+            let base = environment_without_confirmation(r);
+            if base.is_ok() && r == Role::Prod {
+                mode.needs_input(
+                    2,
+                    Kind::EnvDisabled,
+                    "environment",
+                    "prod: repair.allow_prod is on; the call must also pass confirm_prod => true"
+                        .into(),
+                );
+            } else {
+                mode.decide(2, Kind::EnvDisabled, "environment", base)?;
+            }
+        }
+        (None, _) => {
+            let none: Result<()> = Err(RepairError::new(Kind::EnvDisabled, "no declared role"));
+            mode.decide(2, Kind::EnvDisabled, "environment", none)?;
+        }
+    }
+    // 3. the executor
+    mode.decide(3, Kind::NotAuthorized, "executor", executor())?;
+    Ok(role)
+}
+
+/// The ordered guards. Ok(None): report mode, no such playbook.
+fn walk(id: &str, mode: &mut Mode) -> Result<Option<Walked>> {
+    let role = environment_guards(mode)?;
+    // 4. the reason
+    let reason = match mode {
+        Mode::Enforce(req) => Some(reason(req.reason)?),
+        Mode::Report(_) => {
+            mode.needs_input(
+                4,
+                Kind::ReasonRequired,
+                "reason",
+                "given at execute (1–500 characters)".into(),
+            );
+            None
+        }
+    };
+    // 5. the playbook: registered, current, not retired, a playbook, allowed on this role
+    let stored = match mode {
+        Mode::Enforce(_) => {
+            lock_playbook(id)?;
+            registry::load(id)
+        }
+        Mode::Report(_) => registry::load(id),
+    };
+    let Some(stored) = stored else {
+        return match mode {
+            Mode::Enforce(_) => Err(registry::unknown(id)),
+            Mode::Report(_) => Ok(None),
+        };
+    };
+    let unusable = if stored.retired {
+        Some(
+            RepairError::new(Kind::UnknownPlaybook, format!("playbook {id} is retired"))
+                .detail(format!(
+                    "Version {} was retired; retired playbooks never run.",
+                    stored.version
+                ))
+                .hint("Register a new, reviewed version to bring it back."),
+        )
+    } else if stored.kind != "playbook" {
+        Some(
+            RepairError::new(
+                Kind::UnknownPlaybook,
+                format!("{id} is a check, not a playbook"),
+            )
+            .hint("Checks run through repair.run_checks()."),
+        )
+    } else {
+        None
+    };
+    // What is trusted: the version re-derived from its source. Execute refuses a tampered
+    // version here; preview shows it as stored and reports the tampering at guard 7.
+    let (current, integrity) = match mode {
+        Mode::Enforce(_) => {
+            if let Some(e) = unusable {
+                return Err(e);
+            }
+            (registry::verified(stored)?, Ok(()))
+        }
+        Mode::Report(_) => match registry::verified(stored.clone()) {
+            Ok(c) => (c, Ok(())),
+            Err(e) => (stored, Err(e)),
+        },
+    };
+    let playbook = match (unusable, role) {
+        (Some(e), _) => Err(e),
+        (None, Some(r)) => playbook_environment(id, r, &current.list("environments")),
+        (None, None) => Ok(()),
+    };
+    mode.decide(5, Kind::UnknownPlaybook, "playbook", playbook)?;
+    // 6. the expected hash
+    match mode {
+        Mode::Enforce(req) => hash(req.expected_hash, &current.hash)?,
+        Mode::Report(_) => mode.needs_input(
+            6,
+            Kind::HashMismatch,
+            "hash",
+            format!("execute must pass expected_hash = {}", current.hash),
+        ),
+    }
+    // 7. lint: error findings not lifted by a waiver valid today
+    mode.decide(
+        7,
+        Kind::LintRejected,
+        "lint",
+        integrity.and_then(|_| lint(&current)),
+    )?;
+    // 8. (approvals) plugs in here.
+    Ok(Some((role, reason, current)))
 }

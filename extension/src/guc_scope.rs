@@ -7,9 +7,15 @@ use std::ffi::{CStr, CString};
 /// Runs `f` with the given settings, restoring the previous values afterwards. On ERROR the
 /// (sub)transaction abort restores them.
 pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
+    // SAFETY: opens a GUC nesting level; closed by AtEOXact_GUC below or by the (sub)transaction
+    // abort that an ERROR in `f` leads to.
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     for (name, value) in settings {
-        set_option(name, value, pg_sys::GucAction::GUC_ACTION_SAVE);
+        // A setting that already has the value is left alone: setting it again (TimeZone lookups,
+        // search_path recomputation) is most of the cost, and nothing needs restoring.
+        if current(name).as_deref() != Some(*value) {
+            set_option(name, value, pg_sys::GucAction::GUC_ACTION_SAVE);
+        }
     }
     let r = f();
     unsafe { pg_sys::AtEOXact_GUC(true, nest) };
@@ -22,6 +28,16 @@ pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
 /// a subtransaction that is always rolled back: that rollback is what restores the old value.
 pub fn set_local_in_rolled_back_subxact(name: &CStr, value: &str) {
     set_option(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
+}
+
+/// A setting's value as SHOW prints it (None for an unknown name).
+fn current(name: &CStr) -> Option<String> {
+    // SAFETY: `name` is NUL-terminated; with missing_ok the call returns NULL rather than raising
+    // for an unknown name, and the returned string is copied before anything can change it.
+    unsafe {
+        let v = pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        (!v.is_null()).then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
+    }
 }
 
 /// One user-level setting as the session would make it (errors are raised, not ignored).
@@ -59,6 +75,8 @@ pub const DEFINER_SETTINGS: &[(&CStr, &str)] = &[
     (c"array_nulls", "on"),
 ];
 
+/// Runs `f` under [`DEFINER_SETTINGS`]. Nested inside another as_definer only what changed in
+/// between is set again (the caller's SQL may have run there, e.g. a check as the session user).
 pub fn as_definer<R>(f: impl FnOnce() -> R) -> R {
     with_gucs(DEFINER_SETTINGS, f)
 }

@@ -190,7 +190,7 @@ fn execute(
 ) -> JsonB {
     let session = identity::session_user().1;
     boundary(|| {
-        let req = execute::Request {
+        let req = guards::Request {
             id: id.unwrap_or(""),
             expected_hash,
             reason,

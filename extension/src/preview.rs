@@ -1,112 +1,31 @@
 //! repair.preview: what execute would do for this caller, without raising and without writing.
 
 use crate::clock::today;
-use crate::errors::{Kind, RepairError};
-use crate::execute::{lint_guard, missing};
-use crate::guards;
+use crate::execute::missing;
+use crate::guards::{self, Reported, Verdict};
 use crate::guc_scope::as_definer;
-use crate::registry;
 use crate::{lint, sqlparse};
 use serde_json::{json, Value};
 
 const DISPLAY_LIMIT: usize = 2000;
 
-fn verdict(n: u8, kind: Kind, check: &str, result: Result<(), RepairError>) -> Value {
-    let (code, name) = kind.code_and_name();
-    match result {
-        Ok(()) => {
-            json!({"guard": n, "name": name, "check": check, "verdict": "pass", "sqlstate": code, "message": null})
-        }
-        Err(e) => {
-            json!({"guard": n, "name": name, "check": check, "verdict": "fail", "sqlstate": e.kind.code(), "message": e.message})
-        }
-    }
-}
-
-fn needs_input(n: u8, kind: Kind, check: &str, message: &str) -> Value {
-    let (code, name) = kind.code_and_name();
-    json!({"guard": n, "name": name, "check": check, "verdict": "needs_input", "sqlstate": code, "message": message})
+fn verdict_json(r: &Reported) -> Value {
+    let (code, name) = r.kind.code_and_name();
+    let (verdict, sqlstate, message) = match &r.verdict {
+        Verdict::Pass => ("pass", code, None),
+        Verdict::Fail(e) => ("fail", e.kind.code(), Some(e.message.clone())),
+        Verdict::NeedsInput(why) => ("needs_input", code, Some(why.clone())),
+    };
+    json!({"guard": r.guard, "name": name, "check": r.check, "verdict": verdict, "sqlstate": sqlstate, "message": message})
 }
 
 pub fn preview(id: &str) -> Option<Value> {
-    let stored = as_definer(|| registry::load(id))?;
-    // What execute would trust: the version re-derived from its source (tampering refuses).
-    let (current, integrity) = match registry::verified(stored.clone()) {
-        Ok(c) => (c, Ok(())),
-        Err(e) => (stored, Err(e)),
-    };
-    let role = guards::declared_role();
-    let mut guard_list = vec![verdict(
-        1,
-        Kind::RoleUndeclared,
-        "declared role",
-        role.clone().map(|_| ()),
-    )];
-    match &role {
-        Ok(r) => {
-            let base = guards::environment_without_confirmation(*r);
-            if base.is_ok() && *r == guards::Role::Prod {
-                guard_list.push(needs_input(
-                    2,
-                    Kind::EnvDisabled,
-                    "environment",
-                    "prod: repair.allow_prod is on; the call must also pass confirm_prod => true",
-                ));
-            } else {
-                guard_list.push(verdict(2, Kind::EnvDisabled, "environment", base));
-            }
-        }
-        Err(_) => guard_list.push(
-            json!({"guard": 2, "name": "ENV_DISABLED", "check": "environment",
-            "verdict": "fail", "sqlstate": "RP002", "message": "no declared role"}),
-        ),
-    }
-    guard_list.push(verdict(
-        3,
-        Kind::NotAuthorized,
-        "executor",
-        guards::executor(),
-    ));
-    guard_list.push(needs_input(
-        4,
-        Kind::ReasonRequired,
-        "reason",
-        "given at execute (1–500 characters)",
-    ));
-    let playbook_check = if current.retired {
-        Err(RepairError::new(
-            Kind::UnknownPlaybook,
-            format!("playbook {id} is retired"),
-        ))
-    } else if current.kind != "playbook" {
-        Err(RepairError::new(
-            Kind::UnknownPlaybook,
-            format!("{id} is a check, not a playbook"),
-        ))
-    } else {
-        match &role {
-            Ok(r) => guards::playbook_environment(id, *r, &current.list("environments")),
-            Err(_) => Ok(()),
-        }
-    };
-    guard_list.push(verdict(
-        5,
-        Kind::UnknownPlaybook,
-        "playbook",
-        playbook_check,
-    ));
-    guard_list.push(needs_input(
-        6,
-        Kind::HashMismatch,
-        "hash",
-        &format!("execute must pass expected_hash = {}", current.hash),
-    ));
-    guard_list.push(verdict(
-        7,
-        Kind::LintRejected,
-        "lint",
-        integrity.and_then(|_| lint_guard(&current)),
-    ));
+    let guards::Report {
+        role,
+        guards: reported,
+        current,
+    } = as_definer(|| guards::report(id))?;
+    let guard_list: Vec<Value> = reported.iter().map(verdict_json).collect();
     let would_run = guard_list.iter().all(|g| g["verdict"] != "fail");
 
     let statements: Value = match sqlparse::split(current.sql()) {
