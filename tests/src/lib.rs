@@ -108,6 +108,7 @@ extern "C" fn stop_all_clusters() {
 }
 
 fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
@@ -239,6 +240,8 @@ impl Cluster {
         std::fs::write(&conf_path, existing).expect("write postgresql.conf");
         STARTED.lock().unwrap().push(dir.clone());
         if STARTED.lock().unwrap().len() == 1 {
+            // SAFETY: registers a plain `extern "C" fn()` once (only the first cluster does);
+            // it runs at exit on one thread and only stops clusters and removes directories.
             unsafe { libc::atexit(stop_all_clusters) };
         }
         let out = pg_ctl(&dir, &["start", "-w", "-t", "60"]).expect("pg_ctl start");
