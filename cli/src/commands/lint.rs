@@ -474,10 +474,13 @@ mod tests {
         );
         r.problem = Some(FileProblem {
             line: None,
-            message: "not valid UTF-8".into(),
+            message: "cannot read: No such file or directory".into(),
             is_parse_error: false,
         });
-        assert_eq!(human_lines(&r), vec!["b.sql: not valid UTF-8"]);
+        assert_eq!(
+            human_lines(&r),
+            vec!["b.sql: cannot read: No such file or directory"]
+        );
         assert_eq!(r.errors(), 1);
         let j = to_json(&[r]);
         assert_eq!(j[0]["parse_error"]["line"], Value::Null);
