@@ -17,37 +17,20 @@ set -euo pipefail
 PG_BIN=/usr/lib/postgresql/15/bin
 TABLES=${TABLES:-2000}
 REPS=${REPS:-5}
-RUN_USER=pgtest
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-if [ "$(id -u)" = 0 ]; then
-    as_pg() { runuser -u "$RUN_USER" -- env -u RUST_BACKTRACE "$@"; }
-else
-    as_pg() { env -u RUST_BACKTRACE "$@"; }
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/scratch-cluster.sh"
 
 DIR=$(mktemp -d /tmp/pg_repair_checks_scale.XXXXXX)
-[ "$(id -u)" = 0 ] && chown "$RUN_USER:$RUN_USER" "$DIR"
 cleanup() {
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" stop -m fast >/dev/null 2>&1 || true
+    scratch_cluster_stop "$PG_BIN" "$DIR"
     rm -rf "$DIR"
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres --auth=trust --no-sync >/dev/null
-cat >> "$DIR/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DIR'
-shared_preload_libraries = 'pg_repair'
-repair.db_role = 'staging'
-repair.executors = 'repair_operators'
-fsync = off
-max_locks_per_transaction = 512
-CONF
-as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+SCRATCH_INITDB_ARGS=(--no-sync)
+scratch_cluster_start "$PG_BIN" "$DIR" "fsync = off" "max_locks_per_transaction = 512"
 export PGHOST="$DIR" PGPORT="$PORT" PGUSER=postgres PGDATABASE=bench
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 

@@ -25,7 +25,6 @@ REPS=${REPS:-5}
 STATEMENTS=${STATEMENTS:-10000}
 PGBENCH_T=${PGBENCH_T:-20}
 PGBENCH_ROUNDS=${PGBENCH_ROUNDS:-2}
-RUN_USER=pgtest
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 has_part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -55,48 +54,30 @@ if has_part speed || has_part corpus; then
 fi
 
 # --- throwaway clusters --------------------------------------------------------------------------
+source scripts/scratch-cluster.sh
 WORK=$(mktemp -d /tmp/pg_repair_bench.XXXXXX)
 if [[ $(id -u) -eq 0 ]]; then
-    chown "$RUN_USER:$RUN_USER" "$WORK"
-    as_pg() { runuser -u "$RUN_USER" -- env -u RUST_BACKTRACE "$@"; }
-else
-    as_pg() { env -u RUST_BACKTRACE "$@"; }
+    chown "$SCRATCH_USER:$SCRATCH_USER" "$WORK"
 fi
 CLUSTERS=()
 cleanup() {
     for d in "${CLUSTERS[@]}"; do
-        as_pg "$PG_BIN/pg_ctl" -D "$d/data" stop -m fast >/dev/null 2>&1 || true
+        scratch_cluster_stop "$PG_BIN" "$d"
     done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 # start_cluster NAME PRELOAD(yes|no) → sets $DIR and $PORT; the server is reachable on the
 # Unix socket in $DIR as postgres (trust).
 start_cluster() {
-    local name=$1 preload=$2
+    local name=$1
+    local SCRATCH_PRELOAD=$2
+    local -a SCRATCH_INITDB_ARGS=(-E UTF8 --no-sync)
     DIR=$WORK/$name
-    PORT=$(free_port)
-    as_pg mkdir -p "$DIR"
-    as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
-    {
-        echo "port = $PORT"
-        echo "listen_addresses = ''"
-        echo "unix_socket_directories = '$DIR'"
-        # CPU-bound comparisons: no disk flushes in either cluster
-        echo "fsync = off"
-        echo "synchronous_commit = off"
-        echo "full_page_writes = off"
-        echo "shared_buffers = 256MB"
-        if [[ $preload == yes ]]; then
-            echo "shared_preload_libraries = 'pg_repair'"
-            echo "repair.db_role = 'staging'"
-            echo "repair.executors = 'repair_operators'"
-        fi
-    } | as_pg tee -a "$DIR/data/postgresql.conf" >/dev/null
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null
+    # CPU-bound comparisons: no disk flushes in either cluster
+    scratch_cluster_start "$PG_BIN" "$DIR" "fsync = off" "synchronous_commit = off" \
+        "full_page_writes = off" "shared_buffers = 256MB"
     CLUSTERS+=("$DIR")
 }
 

@@ -17,20 +17,16 @@ PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PORT="${CHK_PORT:-55871}"
 OS_USER="${CHK_OS_USER:-pgtest}"
 DIR="${CHK_DIR:-$(mktemp -d /tmp/chk.XXXXXX)}"
-DATA="$DIR/data"
 SCALE_LIMIT_MS=2000
 
 FAILS=0
 PASSES=0
 
-as_owner() {
-    if [ "$(id -u)" = 0 ]; then runuser -u "$OS_USER" -- "$@"; else "$@"; fi
-}
+SCRATCH_USER=$OS_USER
+source "$HERE/../scripts/scratch-cluster.sh"
 
 cleanup() {
-    if [ -f "$DATA/postmaster.pid" ]; then
-        as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
-    fi
+    scratch_cluster_stop "$PG_BIN" "$DIR"
     if [ "${CHK_KEEP:-0}" = 1 ] || [ "$FAILS" -gt 0 ]; then
         echo "kept $DIR (server log: $DIR/server.log)"
     else
@@ -39,15 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$DIR"
-[ "$(id -u)" = 0 ] && chown "$OS_USER" "$DIR"
-
 echo "== starting throwaway cluster in $DIR (port $PORT, unix socket only)"
-as_owner "$PG_BIN/initdb" -D "$DATA" --auth=trust -U postgres --locale=C -E UTF8 >"$DIR/initdb.log" 2>&1 \
-    || { cat "$DIR/initdb.log"; exit 1; }
-as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w \
-    -o "-p $PORT -k $DIR -c listen_addresses='' -c max_locks_per_transaction=256 -c fsync=off" start >/dev/null \
-    || { cat "$DIR/server.log"; exit 1; }
+# checks.sql alone, without the extension: nothing preloaded
+SCRATCH_PRELOAD=no SCRATCH_PORT=$PORT SCRATCH_INITDB_ARGS=(--locale=C -E UTF8)
+scratch_cluster_start "$PG_BIN" "$DIR" "max_locks_per_transaction = 256" "fsync = off" || exit 1
 
 PSQL=("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres)
 

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cancel;
 use crate::connect::Target;
-use crate::error::CliError;
+use crate::error::{io_reason, CliError};
 
 /// How long to wait for another pgrepair holding the directory lock (it only holds it for a
 /// file creation or a rotation, never during a dump).
@@ -68,6 +68,7 @@ pub fn open_dir(dir: &Path) -> Result<BackupDir, CliError> {
                 ))
             })?;
     }
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     let trusted = |uid: u32| uid == euid || uid == 0;
     let link = std::fs::symlink_metadata(dir).map_err(|e| {
@@ -363,6 +364,7 @@ pub fn rotate(
             io_reason(&e)
         ))
     })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     let mut result = Rotation::default();
     // ((start stamp, completion mtime), name, open file)
@@ -605,14 +607,6 @@ fn nonce() -> String {
         }
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 fn is_stamp(s: &str) -> bool {

@@ -120,7 +120,7 @@ fn watch() {
             errln!(
                 "pgrepair: could not send the cancel request: {}; press Ctrl-C again to exit \
                  without waiting",
-                crate::connect::error_reason(&e)
+                crate::pg_error::error_reason(&e)
             );
         }
         std::thread::sleep(Duration::from_secs(1));

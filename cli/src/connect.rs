@@ -4,7 +4,6 @@
 //! rules (see `tls.rs`).
 
 use std::env;
-use std::error::Error as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +14,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::conninfo;
 use crate::error::CliError;
+use crate::pg_error::error_reason;
 use crate::tls::{self, Mode, Tls};
 
 /// Debian's (and most packagers') socket directory, used when `PGHOST` is unset and it exists.
@@ -362,19 +362,6 @@ fn single_host(config: &Config, i: usize) -> Config {
     c.target_session_attrs(config.get_target_session_attrs());
     c.channel_binding(config.get_channel_binding());
     c
-}
-
-/// The useful part of a driver error: the server's message, or the underlying I/O error.
-pub fn error_reason(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return db.message().to_string();
-    }
-    let top = e.to_string();
-    match e.source() {
-        Some(src) if top == "error connecting to server" => src.to_string(),
-        Some(src) => format!("{top}: {src}"),
-        None => top,
-    }
 }
 
 /// Connection parameters with their source; the first source to set a keyword wins, except

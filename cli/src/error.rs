@@ -25,6 +25,16 @@ impl fmt::Display for FileError {
     }
 }
 
+/// An I/O error's description without its `(os error N)` suffix: "No such file or directory
+/// (os error 2)" → "No such file or directory".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// An error the server raised, with what we were doing when it happened.
 #[derive(Debug)]
 pub struct ServerError {
@@ -89,7 +99,7 @@ impl CliError {
                 note: None,
             }));
         }
-        let message = crate::connect::error_reason(&e);
+        let message = crate::pg_error::error_reason(&e);
         let message = match context {
             Some(c) => format!("{c}: {message}"),
             None => message,

@@ -20,6 +20,7 @@ mod conninfo;
 mod error;
 mod exit;
 mod output;
+mod pg_error;
 mod source_file;
 mod tls;
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use pg_repair_core::Source;
 
-use crate::error::{CliError, FileError};
+use crate::error::{io_reason, CliError, FileError};
 
 /// One parsed local file.
 pub struct LocalSource {
@@ -18,6 +18,19 @@ pub struct LocalSource {
 
 /// Reads and parses one file; errors come back as `FILE:LINE: message`.
 pub fn load(path: &Path) -> Result<LocalSource, FileError> {
+    let file = path.display().to_string();
+    let text = read(path)?;
+    let source = pg_repair_core::parse(&text).map_err(|e| FileError {
+        file: file.clone(),
+        line: e.line,
+        message: e.message.clone(),
+    })?;
+    Ok(LocalSource { file, text, source })
+}
+
+/// Reads one file as UTF-8 text, without parsing it; errors come back as `FILE: message`, or
+/// `FILE:LINE: message` with the line of the first byte that is not UTF-8.
+pub fn read(path: &Path) -> Result<String, FileError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| FileError {
         file: file.clone(),
@@ -33,12 +46,7 @@ pub fn load(path: &Path) -> Result<LocalSource, FileError> {
             message: "file is not valid UTF-8".to_string(),
         }
     })?;
-    let source = pg_repair_core::parse(&text).map_err(|e| FileError {
-        file: file.clone(),
-        line: e.line,
-        message: e.message.clone(),
-    })?;
-    Ok(LocalSource { file, text, source })
+    Ok(text)
 }
 
 /// Loads every file, collecting all errors instead of stopping at the first.
@@ -136,15 +144,6 @@ pub fn id_line(text: &str) -> u32 {
         })
         .map(|i| i as u32 + 1)
         .unwrap_or(1)
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    // "No such file or directory (os error 2)" → "No such file or directory"
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ fn unreadable_and_non_utf8_files_fail_offline() {
     expect_code(&out, 1);
     let text = stdout_of(&out);
     assert!(
-        text.contains(&format!("{latin1}: not valid UTF-8\n")),
+        text.contains(&format!("{latin1}:2: file is not valid UTF-8\n")),
         "{text}"
     );
     assert!(text.contains(&format!("{missing}: cannot read")), "{text}");

@@ -5,6 +5,7 @@
 // One match arm per node type, each testing that node's own flags, reads better than guards.
 #![allow(clippy::collapsible_match)]
 
+use crate::parse_tree::NodeRef;
 use pgrx::pg_sys::{self, NodeTag as T};
 use std::ffi::CStr;
 
@@ -42,10 +43,14 @@ pub const BANNED_EXTENSIONS: &[&str] = &[
 const MAX_DEPTH: usize = 64;
 
 /// The elements of a pointer List (PG 13+ array-based).
+///
+/// # Safety
+/// `list` is NIL or a live List of pointers (not an integer or OID list).
 pub unsafe fn nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
     if list.is_null() {
         return vec![];
     }
+    // SAFETY: a live pointer List (caller's contract) has `length` initialised elements.
     unsafe {
         (0..(*list).length as usize)
             .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
@@ -53,24 +58,35 @@ pub unsafe fn nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
     }
 }
 
+/// # Safety
+/// `p` is null or a live NUL-terminated string.
 unsafe fn text(p: *const std::ffi::c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
+        // SAFETY: non-null, so a live NUL-terminated string (caller's contract).
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 }
 
+/// # Safety
+/// `node` is null or a live node.
 unsafe fn tag(node: *mut pg_sys::Node) -> Option<pg_sys::NodeTag> {
     if node.is_null() {
         None
     } else {
+        // SAFETY: non-null, so a live node (caller's contract), which starts with its tag.
         Some(unsafe { (*node).type_ })
     }
 }
 
 /// DefElem names in an option list (e.g. EXPLAIN (ANALYZE), REINDEX (CONCURRENTLY)).
+///
+/// # Safety
+/// `list` is NIL or a live List of nodes of a parse tree.
 unsafe fn option_names(list: *mut pg_sys::List) -> Vec<String> {
+    // SAFETY: the list's elements are live nodes (caller's contract); a DefElem's defname is a
+    // C string or null.
     unsafe {
         nodes(list)
             .into_iter()
@@ -81,7 +97,12 @@ unsafe fn option_names(list: *mut pg_sys::List) -> Vec<String> {
 }
 
 /// Whether a function option list says SECURITY DEFINER.
+///
+/// # Safety
+/// `options` is NIL or a live List of nodes of a parse tree.
 unsafe fn security_definer(options: *mut pg_sys::List) -> bool {
+    // SAFETY: the list's elements are live nodes (caller's contract), each cast only after its
+    // tag says it is a DefElem (and its arg a Boolean).
     unsafe {
         nodes(options).into_iter().any(|n| {
             if tag(n) != Some(T::T_DefElem) {
@@ -97,7 +118,13 @@ unsafe fn security_definer(options: *mut pg_sys::List) -> bool {
 
 /// ALTER VIEW … SET (security_invoker = false | security_barrier = false) or RESET of either:
 /// the view then reads with its owner's privileges (or may leak rows through functions).
+///
+/// # Safety
+/// `options` is null or a live List of nodes of a parse tree (AlterTableCmd.def of a
+/// SET/RESET (…) command).
 unsafe fn widens_view_rights(options: *mut pg_sys::Node, reset: bool) -> bool {
+    // SAFETY: the list's elements are live nodes (caller's contract), each cast only after its
+    // tag says which node type it is.
     unsafe {
         nodes(options as *mut pg_sys::List).into_iter().any(|n| {
             if tag(n) != Some(T::T_DefElem) {
@@ -128,16 +155,21 @@ unsafe fn widens_view_rights(options: *mut pg_sys::Node, reset: bool) -> bool {
 const DEFINER: &str = "SECURITY DEFINER makes the function run with its owner's privileges for everyone allowed to call it (PUBLIC by default): a privilege change";
 
 /// The rules `node` breaks (empty: it is fine).
-pub fn classify(node: *mut pg_sys::Node) -> Vec<Hit> {
+pub fn classify(node: NodeRef<'_>) -> Vec<Hit> {
     let mut out = Vec::new();
-    unsafe { walk(node, 0, &mut out) };
+    // SAFETY: a NodeRef is null or a well-formed tree alive for the whole call.
+    unsafe { walk(node.as_ptr(), 0, &mut out) };
     out
 }
 
+/// # Safety
+/// `with` is null or a live WithClause of a well-formed parse tree.
 unsafe fn walk_with(with: *mut pg_sys::WithClause, depth: usize, out: &mut Vec<Hit>) {
     if with.is_null() {
         return;
     }
+    // SAFETY: `with` is live (caller's contract) and its ctes are CommonTableExpr nodes whose
+    // ctequery is null or a node of the same tree.
     unsafe {
         for cte in nodes((*with).ctes) {
             let q = (*(cte as *mut pg_sys::CommonTableExpr)).ctequery;
@@ -158,7 +190,10 @@ unsafe fn walk_with(with: *mut pg_sys::WithClause, depth: usize, out: &mut Vec<H
     }
 }
 
-fn label(node: *mut pg_sys::Node) -> &'static str {
+/// # Safety
+/// `node` is null or a live node.
+unsafe fn label(node: *mut pg_sys::Node) -> &'static str {
+    // SAFETY: null or live (caller's contract).
     match unsafe { tag(node) } {
         Some(T::T_InsertStmt) => "INSERT",
         Some(T::T_UpdateStmt) => "UPDATE",
@@ -170,7 +205,10 @@ fn label(node: *mut pg_sys::Node) -> &'static str {
 
 const NOT_IN_TXN: &str = "cannot run inside a transaction, and a playbook runs in one";
 
+/// # Safety
+/// `node` is null or the root of a well-formed parse tree that stays alive during the call.
 unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
+    // SAFETY: null or live (caller's contract).
     let Some(t) = (unsafe { tag(node) }) else {
         return;
     };
@@ -181,6 +219,9 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
         ));
         return;
     }
+    // SAFETY: `node` is live (caller's contract) and is cast only to the struct its tag `t`
+    // names; every pointer field followed is null or a node, list or string of the same tree,
+    // which the parser built with the types the fields declare.
     unsafe {
         match t {
             T::T_DropStmt => {
@@ -302,7 +343,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_ListenStmt | T::T_UnlistenStmt => out.push(Hit::new("ban-session-state", "LISTEN/UNLISTEN changes the caller's session after the run")),
             T::T_GrantStmt | T::T_AlterDefaultPrivilegesStmt => out.push(Hit::new("ban-grant", "GRANT/REVOKE changes privileges; do it through your access process, not a repair playbook")),
             T::T_AlterOwnerStmt => out.push(Hit::new("ban-grant", "ALTER … OWNER TO changes who controls an object and its privileges")),
-            T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new("ban-rename", format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(node)))),
+            T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new("ban-rename", format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(NodeRef::new(node))))),
             T::T_AlterSystemStmt => out.push(Hit::new("ban-alter-system", "ALTER SYSTEM changes server configuration for every database; not a playbook's job")),
             T::T_TransactionStmt => out.push(Hit::new("ban-transaction-control", "transaction control inside a playbook would break its all-or-nothing run; remove BEGIN/COMMIT/ROLLBACK/SAVEPOINT")),
             T::T_VariableSetStmt => {
@@ -366,10 +407,10 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 }
             }
             T::T_CreatedbStmt | T::T_CreateTableSpaceStmt | T::T_CreateSubscriptionStmt | T::T_AlterSubscriptionStmt => {
-                out.push(Hit::new("ban-non-transactional", format!("{} {NOT_IN_TXN}; do it outside pg_repair", super::sqlparse::command_tag(node))));
+                out.push(Hit::new("ban-non-transactional", format!("{} {NOT_IN_TXN}; do it outside pg_repair", super::sqlparse::command_tag(NodeRef::new(node)))));
             }
             T::T_AlterDatabaseSetStmt | T::T_AlterDatabaseStmt | T::T_LoadStmt => {
-                out.push(Hit::new("ban-set", format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(node))));
+                out.push(Hit::new("ban-set", format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(NodeRef::new(node)))));
             }
             T::T_DiscardStmt => {
                 if (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL {
@@ -492,19 +533,24 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
 }
 
 /// A plain query: SELECT / VALUES / TABLE without INTO, row locks or data-modifying WITH.
-pub fn is_read_only_query(node: *mut pg_sys::Node) -> bool {
+pub fn is_read_only_query(node: NodeRef<'_>) -> bool {
+    if node.tag() != Some(T::T_SelectStmt) {
+        return false;
+    }
+    // SAFETY: a live node (NodeRef's contract) whose tag says it is a SelectStmt.
     unsafe {
-        if tag(node) != Some(T::T_SelectStmt) {
-            return false;
-        }
-        let s = &*(node as *mut pg_sys::SelectStmt);
+        let s = &*(node.as_ptr() as *mut pg_sys::SelectStmt);
         s.intoClause.is_null() && s.lockingClause.is_null() && classify(node).is_empty()
     }
 }
 
 /// RESET ALL and DISCARD (session state that reverting settings cannot bring back), and
 /// settings that persist beyond the session (ALTER DATABASE … SET, LOAD).
+///
+/// # Safety
+/// `node` is null or a live node.
 unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
+    // SAFETY: null or live (caller's contract), cast to VariableSetStmt only on its tag.
     unsafe {
         match tag(node) {
             Some(
@@ -528,8 +574,12 @@ unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
 /// stays in the catalog but checks nothing) or stop a NOT NULL constraint's inheritance (`NO
 /// INHERIT`): both remove a guarantee as surely as DROP CONSTRAINT. Before 18, ALTER CONSTRAINT
 /// only changes deferrability.
+///
+/// # Safety
+/// `def` is null or a live node (AlterTableCmd.def).
 #[cfg(feature = "pg18")]
 unsafe fn weakened_constraint(def: *mut pg_sys::Node) -> Option<&'static str> {
+    // SAFETY: read only when non-null, and then live (caller's contract).
     if def.is_null() || unsafe { (*def).type_ } != T::T_ATAlterConstraint {
         return None;
     }
@@ -544,12 +594,14 @@ unsafe fn weakened_constraint(def: *mut pg_sys::Node) -> Option<&'static str> {
     }
 }
 
+/// # Safety
+/// None needed (nothing is read); unsafe only to match the PostgreSQL 18 version.
 #[cfg(not(feature = "pg18"))]
 unsafe fn weakened_constraint(_def: *mut pg_sys::Node) -> Option<&'static str> {
     None
 }
 
-pub fn runtime_refusal(node: *mut pg_sys::Node) -> Option<Hit> {
+pub fn runtime_refusal(node: NodeRef<'_>) -> Option<Hit> {
     let hits = classify_runtime(node);
     hits.into_iter().next()
 }
@@ -572,16 +624,20 @@ const RUNTIME_ALWAYS: &[&str] = &[
 /// Rules refused at runtime unless a current waiver of the playbook lifts them.
 pub const RUNTIME_WAIVABLE: &[&str] = &["ban-grant", "ban-alter-type", "ban-rename"];
 
-fn classify_runtime(node: *mut pg_sys::Node) -> Vec<Hit> {
-    let mut out: Vec<Hit> = classify(node)
+fn classify_runtime(tree: NodeRef<'_>) -> Vec<Hit> {
+    let node = tree.as_ptr();
+    let mut out: Vec<Hit> = classify(tree)
         .into_iter()
         .filter(|h| {
             RUNTIME_ALWAYS.contains(&h.rule)
                 || (RUNTIME_WAIVABLE.contains(&h.rule) && !crate::enforcement::runtime_allows(h.rule))
                 // Only the session-wide resets: other SETs are undone when the run ends.
+                // SAFETY: `node` is null or live for this call (NodeRef's contract).
                 || (h.rule == "ban-set" && unsafe { resets_session(node) })
         })
         .collect();
+    // SAFETY: `node` is null or live for this call (NodeRef's contract), cast to
+    // VariableSetStmt only on its tag; its name is a C string or null.
     unsafe {
         if tag(node) == Some(T::T_VariableSetStmt) {
             let name = text((*(node as *mut pg_sys::VariableSetStmt)).name).to_ascii_lowercase();

@@ -137,6 +137,9 @@ pub fn log_refusal(
 /// ranks above ERROR for log_min_error_statement, so it would be printed in full).
 pub fn log_line(text: &str) {
     let c = CString::new(text.replace('\0', "")).unwrap_or_default();
+    // SAFETY: the format is a static "%s" and its one argument `c` a NUL-terminated string alive
+    // for the whole call (errmsg copies it); at LOG level errfinish returns instead of
+    // longjmp'ing, and pg_guard_ffi_boundary turns any ERROR raised meanwhile into a panic.
     unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| {
             if elog_ffi::errstart(pg_sys::LOG as c_int, std::ptr::null()) {
@@ -197,6 +200,8 @@ mod elog_ffi {
 /// where nothing with a destructor is alive above (this is what [`boundary`] guarantees).
 unsafe fn raise_now(e: RepairError) -> ! {
     let code = make_sqlstate(e.kind.code());
+    // SAFETY: pstrdup copies a NUL-terminated string alive for the call into the current
+    // memory context, where it outlives the longjmp below.
     let dup = |s: &str| unsafe {
         let c = CString::new(s.replace('\0', "")).unwrap_or_default();
         pg_sys::pstrdup(c.as_ptr())
@@ -205,6 +210,9 @@ unsafe fn raise_now(e: RepairError) -> ! {
     let detail = e.detail.as_deref().map_or(std::ptr::null_mut(), dup);
     let hint = e.hint.as_deref().map_or(std::ptr::null_mut(), dup);
     drop(e);
+    // SAFETY: msg/detail/hint are palloc'd C strings (or null, then not passed) formatted with a
+    // static "%s"; errfinish(ERROR) longjmps, and nothing with a destructor is alive in this
+    // frame (`e` was dropped above, the strings are palloc'd) nor above it (caller's contract).
     unsafe {
         if elog_ffi::errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
             elog_ffi::errcode(code);
@@ -234,10 +242,13 @@ static LAST_ERRCODE: AtomicI32 = AtomicI32::new(0);
 static LAST_ERRPOS: AtomicI32 = AtomicI32::new(0);
 
 unsafe extern "C-unwind" fn remember_errcode(_arg: *mut c_void) {
+    // SAFETY: PostgreSQL calls an error context callback while it builds an error report, which
+    // is when geterrcode/geterrposition may be called.
     let code = unsafe { pg_sys::geterrcode() };
     let class = unpack_sqlstate(code);
     if !matches!(&class[..2], "00" | "01" | "02") {
         LAST_ERRCODE.store(code, Ordering::Relaxed);
+        // SAFETY: as for geterrcode above: we are inside the error report.
         LAST_ERRPOS.store(unsafe { pg_sys::geterrposition() }, Ordering::Relaxed);
     }
 }
@@ -254,10 +265,14 @@ pub struct ErrCodeCapture(Box<pg_sys::ErrorContextCallback>);
 impl ErrCodeCapture {
     pub fn push() -> Self {
         let mut cb = Box::new(pg_sys::ErrorContextCallback {
+            // SAFETY: a plain global of this backend, read on its only thread.
             previous: unsafe { pg_sys::error_context_stack },
             callback: Some(remember_errcode),
             arg: std::ptr::null_mut(),
         });
+        // SAFETY: the callback is boxed, so its address is stable for as long as the returned
+        // guard owns it, and Drop pops it before the box is freed; error_context_stack is only
+        // touched from this backend's single thread.
         unsafe { pg_sys::error_context_stack = &mut *cb };
         LAST_ERRCODE.store(0, Ordering::Relaxed);
         LAST_ERRPOS.store(0, Ordering::Relaxed);
@@ -267,6 +282,10 @@ impl ErrCodeCapture {
 
 impl Drop for ErrCodeCapture {
     fn drop(&mut self) {
+        // SAFETY: restores the entry that was on top when this guard pushed itself, so the stack
+        // no longer points into the box about to be freed; single backend thread. Guards are
+        // dropped in reverse order of pushing (they are scoped values), and an ERROR that
+        // longjmps past one restores error_context_stack by itself (PG_CATCH).
         unsafe { pg_sys::error_context_stack = self.0.previous }
     }
 }
@@ -331,6 +350,8 @@ pub fn boundary<R>(f: impl FnOnce() -> Result<R>) -> R {
             None => resume_unwind(payload),
         },
     };
-    // Only pgrx's wrapper frames, which hold nothing with a destructor, are skipped.
+    // SAFETY: raise_now's contract: everything this function owned has been moved into `err`
+    // or dropped, and the frames it longjmps over are pgrx's wrappers, which hold nothing with a
+    // destructor.
     unsafe { raise_now(err) }
 }

@@ -7,8 +7,8 @@ use std::ffi::{CStr, CString};
 /// Runs `f` with the given settings, restoring the previous values afterwards. On ERROR the
 /// (sub)transaction abort restores them.
 pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
-    // SAFETY: opens a GUC nesting level; closed by AtEOXact_GUC below or by the (sub)transaction
-    // abort that an ERROR in `f` leads to.
+    // SAFETY: no arguments; only opens a GUC nesting level, closed by AtEOXact_GUC below or, on
+    // ERROR, by the (sub)transaction abort. Called inside a transaction, on the backend's thread.
     let nest = unsafe { pg_sys::NewGUCNestLevel() };
     for (name, value) in settings {
         // A setting that already has the value is left alone: setting it again (TimeZone lookups,
@@ -18,6 +18,8 @@ pub fn with_gucs<R>(settings: &[(&CStr, &str)], f: impl FnOnce() -> R) -> R {
         }
     }
     let r = f();
+    // SAFETY: `nest` is the level opened above, and every level `f` opened has been closed by
+    // now (or `f` would have raised an ERROR and not returned).
     unsafe { pg_sys::AtEOXact_GUC(true, nest) };
     r
 }

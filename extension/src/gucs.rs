@@ -74,6 +74,8 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
+    // SAFETY: a static NUL-terminated prefix; called from _PG_init in the postmaster (single
+    // thread), after the repair.* settings above are defined, as PostgreSQL requires.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"repair".as_ptr()) };
 }
 

@@ -21,6 +21,7 @@
 //! installed script does. After the run's statement timeout fires, every further statement of the
 //! run is refused, so SQL that catches the cancel cannot keep working.
 
+use crate::parse_tree::NodeRef;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, CStr};
@@ -30,6 +31,9 @@ static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 
 pub fn install() {
+    // SAFETY: called once, from _PG_init while shared_preload_libraries loads in the postmaster:
+    // single-threaded, before any backend exists and before any hook can run, so nothing reads the
+    // hook variables or our PREV_* statics concurrently. Each backend inherits them by fork.
     unsafe {
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
@@ -43,18 +47,26 @@ pub fn install() {
 /// Whether the runtime judges statements now: inside a run, and not inside an extension's own
 /// installed script.
 fn judging(region_on: bool) -> bool {
+    // SAFETY: a plain bool global of this backend, read on its only thread.
     region_on && !unsafe { pg_sys::creating_extension }
 }
 
 fn our_extension() -> pg_sys::Oid {
+    // SAFETY: a static NUL-terminated name; missing_ok = true, so a missing extension is
+    // InvalidOid rather than an ERROR; called only inside a transaction (from the hooks).
     unsafe { pg_sys::get_extension_oid(c"pg_repair".as_ptr(), true) }
 }
 
 /// An event trigger that belongs to pg_repair (by pg_depend membership, never by name).
+///
+/// # Safety
+/// `name` is null or a live NUL-terminated string; called inside a transaction.
 unsafe fn is_our_event_trigger(name: *const c_char) -> bool {
     if name.is_null() {
         return false;
     }
+    // SAFETY: `name` is a live C string (caller's contract); missing_ok = true, so an unknown
+    // trigger is InvalidOid rather than an ERROR.
     unsafe {
         let oid = pg_sys::get_event_trigger_oid(name, true);
         let ext = our_extension();
@@ -65,7 +77,12 @@ unsafe fn is_our_event_trigger(name: *const c_char) -> bool {
 }
 
 /// The name in a String node (object names of event triggers are plain strings).
+///
+/// # Safety
+/// `node` is null or a live node.
 unsafe fn string_node(node: *mut pg_sys::Node) -> *const c_char {
+    // SAFETY: read only when non-null, then live (caller's contract); cast to String only when
+    // its tag says so.
     unsafe {
         if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String {
             (*(node as *mut pg_sys::String)).sval
@@ -77,6 +94,8 @@ unsafe fn string_node(node: *mut pg_sys::Node) -> *const c_char {
 
 /// True only while the script of CREATE/ALTER EXTENSION pg_repair runs.
 pub fn in_extension_script() -> bool {
+    // SAFETY: creating_extension and CurrentExtensionObject are plain globals of this backend,
+    // read on its only thread; the name is a static C string and missing_ok = true.
     unsafe {
         pg_sys::creating_extension
             && pg_sys::CurrentExtensionObject
@@ -84,14 +103,23 @@ pub fn in_extension_script() -> bool {
     }
 }
 
+/// # Safety
+/// `p` is null or a live NUL-terminated string.
 unsafe fn cstr_eq(p: *const c_char, s: &[u8]) -> bool {
+    // SAFETY: read only when non-null, then a live C string (caller's contract).
     !p.is_null() && unsafe { CStr::from_ptr(p) }.to_bytes() == s
 }
 
-/// The refused command, if `node` is one.
-unsafe fn refused(node: *mut pg_sys::Node) -> Option<&'static str> {
+/// The refused command, if `stmt` is one.
+fn refused(stmt: NodeRef<'_>) -> Option<&'static str> {
+    let node = stmt.as_ptr();
+    let tag = stmt.tag()?;
+    // SAFETY: `node` is a live, non-null node of a well-formed tree (NodeRef's contract, and its
+    // tag was read above), cast only to the struct its tag names; the object lists are Lists of
+    // String nodes, as the grammar builds them for event triggers and schemas. Called inside the
+    // utility statement's transaction, as the catalog lookups need.
     unsafe {
-        match (*node).type_ {
+        match tag {
             pg_sys::NodeTag::T_AlterEventTrigStmt => {
                 is_our_event_trigger((*(node as *mut pg_sys::AlterEventTrigStmt)).trigname)
                     .then_some("ALTER EVENT TRIGGER on pg_repair's protection")
@@ -183,20 +211,27 @@ fn refuse_after_timeout() {
 }
 
 /// Raises (through pgrx's guard) if the statement is one we refuse.
+///
+/// # Safety
+/// `pstmt` is the live utility PlannedStmt that ProcessUtility was called with.
 #[pg_guard]
 unsafe extern "C-unwind" fn refuse_protected(pstmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: `pstmt` is live (caller's contract) and its utilityStmt, the statement's parse
+    // tree, is not freed while ProcessUtility runs, which outlasts this call; creating_extension
+    // is a plain global of this backend, read on its only thread.
     unsafe {
+        let stmt = NodeRef::new((*pstmt).utilityStmt);
         if judging(crate::enforcement::playbook_running()) {
             refuse_after_timeout();
-            if let Some(hit) = crate::classify::runtime_refusal((*pstmt).utilityStmt) {
-                let what = crate::sqlparse::command_tag((*pstmt).utilityStmt);
+            if let Some(hit) = crate::classify::runtime_refusal(stmt) {
+                let what = crate::sqlparse::command_tag(stmt);
                 runtime_blocked(&format!("{what} ({})", hit.rule), &hit.message);
             }
         }
         if pg_sys::creating_extension {
             return;
         }
-        if let Some(what) = refused((*pstmt).utilityStmt) {
+        if let Some(what) = refused(stmt) {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -220,6 +255,9 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
+    // SAFETY: PostgreSQL calls this hook with the live arguments of a ProcessUtility call, passed
+    // on unchanged to the previous hook or the standard one; PREV_PROCESS_UTILITY was written
+    // once in _PG_init, before any backend existed, and is only read here.
     unsafe {
         refuse_protected(pstmt);
         match PREV_PROCESS_UTILITY {
@@ -248,7 +286,12 @@ unsafe extern "C-unwind" fn process_utility(
 }
 
 /// The first foreign table a plan reads or writes.
+///
+/// # Safety
+/// `stmt` is a live PlannedStmt; called inside its transaction.
 unsafe fn foreign_table(stmt: *mut pg_sys::PlannedStmt) -> Option<String> {
+    // SAFETY: `stmt` is live (caller's contract) and its rtable is a List of RangeTblEntry
+    // nodes; get_rel_name returns a palloc'd C string or NULL.
     unsafe {
         crate::classify::nodes((*stmt).rtable)
             .into_iter()
@@ -270,7 +313,12 @@ unsafe fn foreign_table(stmt: *mut pg_sys::PlannedStmt) -> Option<String> {
 
 /// The first refused DML operation in a plan: the top of the main plan and of every subplan
 /// (data-modifying CTEs) is a ModifyTable node when the (sub)query writes.
+///
+/// # Safety
+/// `stmt` is a live PlannedStmt.
 unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &'static str)> {
+    // SAFETY: `stmt` is live (caller's contract); planTree and the subplans List hold Plan nodes
+    // (or null), each cast to ModifyTable only when its tag says so.
     unsafe {
         let mut plans = vec![(*stmt).planTree];
         plans.extend(
@@ -307,6 +355,9 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
 /// What a MERGE may do, judged per action: a `WHEN MATCHED THEN DELETE` (and, from PostgreSQL 17,
 /// `WHEN NOT MATCHED BY SOURCE THEN DELETE`) deletes rows, so it needs the delete waiver even
 /// when an update waiver is present. Every MERGE counts as an update at least, as lint has it.
+///
+/// # Safety
+/// `mt` is a ModifyTable node of a live plan.
 unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, &'static str)> {
     let mut hits = vec![("MERGE", "ban-update")];
     // SAFETY: mergeActionLists is a List (one per result relation) of Lists of MergeAction nodes,
@@ -323,11 +374,15 @@ unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, &'static st
     hits
 }
 
+/// # Safety
+/// `query_desc` is the live QueryDesc that ExecutorStart was called with.
 #[pg_guard]
 unsafe extern "C-unwind" fn refuse_dml(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: std::ffi::c_int,
 ) {
+    // SAFETY: `query_desc` and its plannedstmt are live for the whole ExecutorStart call
+    // (caller's contract), inside the query's transaction.
     unsafe {
         if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as std::ffi::c_int != 0 {
             return;
@@ -355,6 +410,9 @@ unsafe extern "C-unwind" fn executor_start(
     query_desc: *mut pg_sys::QueryDesc,
     eflags: std::ffi::c_int,
 ) {
+    // SAFETY: PostgreSQL calls this hook with a live QueryDesc, passed on unchanged to the
+    // previous hook or the standard one; PREV_EXECUTOR_START was written once in _PG_init,
+    // before any backend existed, and is only read here.
     unsafe {
         if judging(crate::enforcement::enforcing()) {
             refuse_dml(query_desc, eflags);
@@ -435,7 +493,13 @@ pub fn forget_function_decisions() {
 }
 
 /// (language oid, prosrc, probin) of a function, from the syscache.
+///
+/// # Safety
+/// Called inside a transaction (the syscache needs one).
 unsafe fn implementation(oid: pg_sys::Oid) -> Option<(u32, String, Option<String>)> {
+    // SAFETY: the tuple is checked non-null, read only while pinned (ReleaseSysCache comes last)
+    // and is a pg_proc row, so its struct is FormData_pg_proc; prosrc/probin are text datums,
+    // read only when not null.
     unsafe {
         let cache = pg_sys::SysCacheIdentifier::PROCOID as std::ffi::c_int;
         let tup = pg_sys::SearchSysCache1(cache, pg_sys::Datum::from(oid));
@@ -461,7 +525,11 @@ unsafe fn implementation(oid: pg_sys::Oid) -> Option<(u32, String, Option<String
     }
 }
 
+/// # Safety
+/// Called inside a transaction (catalog lookups).
 unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
+    // SAFETY: catalog lookups by oid inside the caller's transaction; the names they return are
+    // palloc'd C strings, read only when non-null.
     unsafe {
         let name_ptr = pg_sys::get_func_name(oid);
         if name_ptr.is_null() {
@@ -504,8 +572,11 @@ unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
     }
 }
 
+/// # Safety
+/// Called from the object_access hook, inside a transaction.
 #[pg_guard]
 unsafe extern "C-unwind" fn judge_function(oid: pg_sys::Oid) {
+    // SAFETY: decide_function's only requirement, a transaction, holds (caller's contract).
     unsafe {
         if crate::enforcement::playbook_running() {
             refuse_after_timeout();
@@ -536,6 +607,9 @@ unsafe extern "C-unwind" fn object_access(
     sub_id: std::ffi::c_int,
     arg: *mut std::ffi::c_void,
 ) {
+    // SAFETY: PostgreSQL calls this hook inside a transaction with live arguments, passed on
+    // unchanged to the previous hook; PREV_OBJECT_ACCESS was written once in _PG_init, before
+    // any backend existed, and is only read here.
     unsafe {
         if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
             && judging(crate::enforcement::enforcing())

@@ -20,6 +20,9 @@ impl AsUser {
         if restricted {
             flags |= pg_sys::SECURITY_RESTRICTED_OPERATION as c_int;
         }
+        // SAFETY: the out-pointers are live locals; `role` is a role oid the caller took from
+        // the session or the catalog, and the context switched to is restored by Drop on every
+        // exit path (ERRORs and panics included).
         unsafe {
             pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
             pg_sys::SetUserIdAndSecContext(role, ctx | flags);
@@ -30,17 +33,21 @@ impl AsUser {
 
 impl Drop for AsUser {
     fn drop(&mut self) {
+        // SAFETY: restores exactly the user and context read in `switch`.
         unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) }
     }
 }
 
 pub fn role_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: with noerr = false GetUserNameFromId raises (a panic through pgrx's guard) rather
+    // than return NULL; the name is a palloc'd C string, copied out before it can be freed.
     unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }
         .to_string_lossy()
         .into_owned()
 }
 
 pub fn session_user() -> (pg_sys::Oid, String) {
+    // SAFETY: reads a backend-local variable, set once the session is authenticated.
     let oid = unsafe { pg_sys::GetSessionUserId() };
     (oid, role_name(oid))
 }
@@ -48,12 +55,15 @@ pub fn session_user() -> (pg_sys::Oid, String) {
 /// The caller's current_user (SET ROLE included), as it was outside our SECURITY DEFINER
 /// functions, which switch the current user to the extension owner.
 pub fn caller_user() -> String {
+    // SAFETY: reads a backend-local variable.
     role_name(unsafe { pg_sys::GetOuterUserId() })
 }
 
 /// Oid of a role by name, None if it does not exist.
 pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
     let c = CString::new(name).ok()?;
+    // SAFETY: `c` is NUL-terminated and alive for the call; missing_ok = true, so an unknown role
+    // is InvalidOid rather than an ERROR.
     let oid = unsafe { pg_sys::get_role_oid(c.as_ptr(), true) };
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
@@ -61,5 +71,6 @@ pub fn role_oid(name: &str) -> Option<pg_sys::Oid> {
 /// Strict membership: superusers are not implicitly members of anything, so authority to execute
 /// is always declared in repair.executors.
 pub fn is_member(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: plain oids; a catalog lookup inside the caller's transaction.
     unsafe { pg_sys::is_member_of_role_nosuper(member, role) }
 }

@@ -20,6 +20,7 @@ mod hooks;
 mod identity;
 mod lint;
 mod lock;
+mod parse_tree;
 mod preview;
 mod registry;
 mod schema;
@@ -49,6 +50,7 @@ extension_sql_file!("../../sql/protect.sql", name = "protect", finalize);
 pub extern "C-unwind" fn _PG_init() {
     // Loaded any later than postmaster start, a session could already have created placeholder
     // repair.* settings of its own: refuse instead of trusting them.
+    // SAFETY: a plain bool global, read on the loading process's only thread.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         ereport!(
             ERROR,

@@ -2,6 +2,7 @@
 //! boundaries, counts and positions are exactly what the server will execute.
 
 use crate::errors::{caught_message, last_error_position, ErrCodeCapture};
+use crate::parse_tree::NodeRef;
 use pgrx::pg_sys;
 use pgrx::PgTryBuilder;
 use std::ffi::CString;
@@ -59,10 +60,11 @@ impl<'a> LineIndex<'a> {
 }
 
 /// Parses `sql` and hands the raw statements (location, length, node) to `visit`, inside the
-/// memory context of the call. A syntax error comes back as a value with its position.
+/// memory context of the call. A syntax error comes back as a value with its position. The nodes
+/// cannot outlive `visit` (their lifetime is `visit`'s own).
 pub fn with_parsed<T>(
     sql: &str,
-    visit: impl FnOnce(Vec<(usize, usize, *mut pg_sys::Node)>) -> T,
+    visit: impl FnOnce(Vec<(usize, usize, NodeRef<'_>)>) -> T,
 ) -> Result<T, SyntaxError> {
     let c = match CString::new(sql) {
         Ok(c) => c,
@@ -77,16 +79,30 @@ pub fn with_parsed<T>(
     };
     let capture = ErrCodeCapture::push();
     let parsed = PgTryBuilder::new(AssertUnwindSafe(|| {
-        let list =
-            unsafe { pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
-        Ok(raw_statements(list, sql.len()))
+        // SAFETY: `c` is a NUL-terminated copy of `sql` that outlives the call; raw_parser
+        // reports a syntax error by ERROR, which PgTryBuilder catches. Its result is a List of
+        // RawStmt nodes (or NIL) in CurrentMemoryContext, which nothing here resets before
+        // `visit` returns.
+        let statements = unsafe {
+            let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+            raw_statements(list, sql.len())
+        };
+        Ok(statements)
     }))
     .catch_others(|e| Err(Box::new(e)))
     .execute();
     let pos = last_error_position();
     drop(capture);
     match parsed {
-        Ok(stmts) => Ok(visit(stmts)),
+        Ok(stmts) => Ok(visit(
+            stmts
+                .into_iter()
+                // SAFETY: each node is a statement of the tree raw_parser just built in this
+                // call's memory context, which stays alive and unchanged while `visit` runs; the
+                // lifetime of the NodeRefs is `visit`'s, so none can be kept past it.
+                .map(|(start, end, node)| (start, end, unsafe { NodeRef::new(node) }))
+                .collect(),
+        )),
         Err(e) => {
             let byte = sql
                 .char_indices()
@@ -102,14 +118,24 @@ pub fn with_parsed<T>(
     }
 }
 
-fn raw_statements(list: *mut pg_sys::List, total: usize) -> Vec<(usize, usize, *mut pg_sys::Node)> {
+/// (start, end, statement node) of each RawStmt of a raw parser result.
+///
+/// # Safety
+/// `list` is NIL or a live List whose elements are RawStmt nodes, as `raw_parser` returns it.
+unsafe fn raw_statements(
+    list: *mut pg_sys::List,
+    total: usize,
+) -> Vec<(usize, usize, *mut pg_sys::Node)> {
     if list.is_null() {
         return vec![];
     }
+    // SAFETY: `list` is a live List (caller's contract; NIL was handled above).
     let len = unsafe { (*list).length } as usize;
     (0..len)
         .map(|i| {
+            // SAFETY: `i < length`, so the element is in bounds, and it is a RawStmt pointer.
             let raw = unsafe { (*(*list).elements.add(i)).ptr_value } as *mut pg_sys::RawStmt;
+            // SAFETY: `raw` is a live RawStmt of the list (caller's contract).
             let (loc, slen, node) = unsafe { ((*raw).stmt_location, (*raw).stmt_len, (*raw).stmt) };
             let start = loc.max(0) as usize;
             // stmt_len 0 means "to the end of the string".
@@ -123,21 +149,23 @@ fn raw_statements(list: *mut pg_sys::List, total: usize) -> Vec<(usize, usize, *
         .collect()
 }
 
-pub fn node_tag(node: *mut pg_sys::Node) -> String {
-    if node.is_null() {
+pub fn node_tag(node: NodeRef<'_>) -> String {
+    let Some(tag) = node.tag() else {
         return "Unknown".into();
-    }
-    let tag = format!("{:?}", unsafe { (*node).type_ });
+    };
+    let tag = format!("{tag:?}");
     tag.trim_start_matches("T_").to_string()
 }
 
 /// The command tag PostgreSQL reports for a statement, e.g. "DROP TABLE".
-pub fn command_tag(node: *mut pg_sys::Node) -> String {
+pub fn command_tag(node: NodeRef<'_>) -> String {
     if node.is_null() {
         return "statement".into();
     }
+    // SAFETY: `node` is a live parse-tree node (NodeRef's contract), which is all
+    // CreateCommandTag reads; GetCommandTagName returns a static C string or NULL.
     unsafe {
-        let name = pg_sys::GetCommandTagName(pg_sys::CreateCommandTag(node));
+        let name = pg_sys::GetCommandTagName(pg_sys::CreateCommandTag(node.as_ptr()));
         if name.is_null() {
             node_tag(node)
         } else {
@@ -152,7 +180,7 @@ pub fn command_tag(node: *mut pg_sys::Node) -> String {
 /// call's memory context).
 pub fn with_statements<T>(
     sql: &str,
-    f: impl FnOnce(Vec<(Statement, *mut pg_sys::Node)>) -> T,
+    f: impl FnOnce(Vec<(Statement, NodeRef<'_>)>) -> T,
 ) -> Result<T, SyntaxError> {
     with_parsed(sql, |raw| {
         let index = LineIndex::new(sql);

@@ -12,7 +12,7 @@ use postgres::{Client, NoTls};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The bin directory of the server under test; `format!("{PG_BIN}/pg_dump")` names a program.
@@ -108,6 +108,7 @@ extern "C" fn stop_all_clusters() {
 }
 
 fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
@@ -239,6 +240,8 @@ impl Cluster {
         std::fs::write(&conf_path, existing).expect("write postgresql.conf");
         STARTED.lock().unwrap().push(dir.clone());
         if STARTED.lock().unwrap().len() == 1 {
+            // SAFETY: registers a plain `extern "C" fn()` once (only the first cluster does);
+            // it runs at exit on one thread and only stops clusters and removes directories.
             unsafe { libc::atexit(stop_all_clusters) };
         }
         let out = pg_ctl(&dir, &["start", "-w", "-t", "60"]).expect("pg_ctl start");
@@ -297,19 +300,30 @@ impl Cluster {
 
     /// ALTER SYSTEM SET (or RESET with None) and reload, then wait until new sessions see it.
     pub fn set_conf(&self, settings: &[(&str, Option<&str>)]) {
-        let mut su = self.connect("postgres", "postgres");
+        if let Err(e) = self.try_set_conf(settings) {
+            panic!("{e}");
+        }
+    }
+
+    /// `set_conf` that reports a failure instead of panicking (for destructors).
+    fn try_set_conf(&self, settings: &[(&str, Option<&str>)]) -> Result<(), String> {
+        let connect = || {
+            Client::connect(&self.conninfo("postgres", "postgres"), NoTls)
+                .map_err(|e| format!("connect postgres@postgres: {e}"))
+        };
+        let mut su = connect()?;
         for (name, value) in settings {
             let sql = match value {
                 Some(v) => format!("ALTER SYSTEM SET {name} = '{}'", v.replace('\'', "''")),
                 None => format!("ALTER SYSTEM RESET {name}"),
             };
-            su.batch_execute(&sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            su.batch_execute(&sql).map_err(|e| format!("{sql}: {e}"))?;
         }
-        su.batch_execute("SELECT pg_reload_conf()").expect("reload");
+        su.batch_execute("SELECT pg_reload_conf()")
+            .map_err(|e| format!("reload: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut c = self.connect("postgres", "postgres");
+            let mut c = connect()?;
             let all = settings.iter().all(|(name, value)| {
                 let got: Option<String> = c
                     .query_one(&format!("SELECT current_setting('{name}', true)"), &[])
@@ -319,12 +333,11 @@ impl Cluster {
                 got.filter(|s| !s.is_empty()) == want.filter(|s| !s.is_empty())
             });
             if all {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "settings not visible after reload: {settings:?}"
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("settings not visible after reload: {settings:?}"));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -365,13 +378,65 @@ impl Cluster {
 
     /// The default repair.* settings of a preloaded cluster.
     pub fn reset_conf(&self) {
-        self.set_conf(&[
-            ("repair.db_role", Some("staging")),
-            ("repair.allow_prod", Some("off")),
-            ("repair.executors", Some("repair_operators")),
-            ("repair.run_as", Some("")),
-        ]);
+        self.set_conf(DEFAULT_CONF);
     }
+}
+
+/// What `reset_conf` restores.
+const DEFAULT_CONF: &[(&str, Option<&str>)] = &[
+    ("repair.db_role", Some("staging")),
+    ("repair.allow_prod", Some("off")),
+    ("repair.executors", Some("repair_operators")),
+    ("repair.run_as", Some("")),
+];
+
+/// Cluster-wide settings (ALTER SYSTEM) are seen by every test of a test binary, which share one
+/// cluster: the tests that change them hold this lock, so they run one at a time.
+static CONF: Mutex<()> = Mutex::new(());
+
+/// Takes this test binary's settings lock (a test that failed while holding it does not stop
+/// the others).
+pub fn conf_lock() -> MutexGuard<'static, ()> {
+    CONF.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// While alive, the test may change the shared cluster's settings: it holds the settings lock,
+/// starts from the default repair.* settings, and those (and `repair.lock_timeout`) are restored
+/// when it is dropped, also when the test fails.
+pub struct Conf {
+    _lock: MutexGuard<'static, ()>,
+    pub cluster: &'static Cluster,
+}
+
+impl Conf {
+    pub fn take() -> Conf {
+        let lock = conf_lock();
+        let cluster = Cluster::shared();
+        cluster.reset_conf();
+        Conf {
+            _lock: lock,
+            cluster,
+        }
+    }
+}
+
+impl Drop for Conf {
+    fn drop(&mut self) {
+        // Never panic in a destructor (a failed assertion may be unwinding through it already,
+        // and a second panic aborts the test binary): restoring is best effort, and the next
+        // `take` resets again anyway.
+        if let Ok(mut su) = Client::connect(&self.cluster.conninfo("postgres", "postgres"), NoTls) {
+            let _ = su.batch_execute("ALTER SYSTEM RESET repair.lock_timeout");
+        }
+        let _ = self.cluster.try_set_conf(DEFAULT_CONF);
+    }
+}
+
+/// The one value a one-row, one-column query returns; panics with the query on an error.
+pub fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
 }
 
 /// The error a statement raised, as the server sent it.

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pg_repair_tests::{repo_root, Cluster};
+use pg_repair_tests::{repo_root, Cluster, Conf};
 
 const VENV: &str = "/tmp/pg_repair_alembic_venv";
 
@@ -17,15 +17,6 @@ const GRANTS_SQL: &str = "
     GRANT EXECUTE ON FUNCTION repair.assert_migrations_allowed(boolean), repair.authority()
         TO repair_operators;
 ";
-
-/// Restores the default repair.* settings even when an assert fails.
-struct RestoreConf(&'static Cluster);
-
-impl Drop for RestoreConf {
-    fn drop(&mut self) {
-        self.0.reset_conf();
-    }
-}
 
 fn alembic_bin() -> PathBuf {
     Path::new(VENV).join("bin/alembic")
@@ -114,8 +105,9 @@ fn gated_db(c: &Cluster, label: &str) -> String {
 #[test]
 fn alembic_upgrade_goes_through_the_gate() {
     ensure_venv();
-    let c = Cluster::shared();
-    let _restore = RestoreConf(c);
+    // restores the default repair.* settings even when an assert fails
+    let conf = Conf::take();
+    let c = conf.cluster;
 
     // staging, alice is an executor: migrated
     let db = gated_db(c, "alembic_ok");

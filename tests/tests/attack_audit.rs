@@ -7,7 +7,7 @@
 mod attack_common;
 
 use attack_common::*;
-use pg_repair_tests::{execute, playbook, register, Cluster};
+use pg_repair_tests::{conf_lock, execute, one, playbook, register, Cluster};
 use postgres::Client;
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 mod attack_common;
 
 use attack_common::*;
-use pg_repair_tests::{playbook, register, Cluster};
+use pg_repair_tests::{one, playbook, register, Cluster};
 
 fn app_db(c: &Cluster, label: &str) -> String {
     superuser_executor(c);

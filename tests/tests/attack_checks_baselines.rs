@@ -5,7 +5,7 @@
 mod attack_common;
 
 use attack_common::*;
-use pg_repair_tests::{register, Cluster};
+use pg_repair_tests::{one, register, Cluster};
 use postgres::Client;
 
 fn shop_db(c: &Cluster, label: &str) -> String {

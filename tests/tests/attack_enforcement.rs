@@ -7,7 +7,7 @@
 mod attack_common;
 
 use attack_common::*;
-use pg_repair_tests::{playbook, Cluster};
+use pg_repair_tests::{one, playbook, Cluster};
 use postgres::{Client, NoTls};
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -7,37 +7,18 @@ mod attack_common;
 
 use attack_common::*;
 use pg_repair_core::chain::lock_key;
-use pg_repair_tests::{playbook, Cluster};
+use pg_repair_tests::{one, playbook, Cluster, Conf};
 use postgres::{Client, NoTls};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-struct Conf {
-    _lock: std::sync::MutexGuard<'static, ()>,
-}
-impl Conf {
-    fn take() -> Self {
-        let lock = conf_lock();
-        // The harness strips RUST_BACKTRACE from the server's environment; RUST_LIB_BACKTRACE is
-        // not stripped and is inherited through runuser/pg_ctl, so std should capture backtraces
-        // in the backend as on a server started with backtraces on. No message may carry one.
-        std::env::set_var("RUST_LIB_BACKTRACE", "1");
-        Cluster::shared().reset_conf();
-        Conf { _lock: lock }
-    }
-}
-impl Drop for Conf {
-    fn drop(&mut self) {
-        let c = Cluster::shared();
-        // never panic in a destructor: reset what the tests change, ignoring errors
-        if let Ok(mut su) = postgres::Client::connect(&c.conninfo("postgres", "postgres"), NoTls) {
-            let _ = su.batch_execute(
-                "ALTER SYSTEM RESET repair.lock_timeout; ALTER SYSTEM SET repair.run_as = '';
-                 SELECT pg_reload_conf()",
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// The settings guard (pg_repair_tests::Conf), with backtraces asked for: the harness strips
+/// RUST_BACKTRACE from the server's environment; RUST_LIB_BACKTRACE is not stripped and is
+/// inherited through runuser/pg_ctl, so std should capture backtraces in the backend as on a
+/// server started with backtraces on. No message may carry one.
+fn take_conf() -> Conf {
+    std::env::set_var("RUST_LIB_BACKTRACE", "1");
+    Conf::take()
 }
 
 fn utc_date(c: &Cluster, db: &str, offset_days: i32) -> String {
@@ -84,7 +65,7 @@ const DATESTYLES: &[&str] = &[
 
 #[test]
 fn an_expired_waiver_stays_expired_under_any_datestyle() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = rows_db(c, "atk_datestyle");
     let yesterday = utc_date(c, &db, -1);
@@ -154,7 +135,7 @@ fn an_expired_waiver_stays_expired_under_any_datestyle() {
 
 #[test]
 fn waiver_dates_compare_in_utc_whatever_the_callers_timezone() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = rows_db(c, "atk_timezone");
     let today = utc_date(c, &db, 0);
@@ -357,7 +338,7 @@ fn hostile(c: &Cluster, db: &str, user: &str) -> Client {
 
 #[test]
 fn every_guard_and_the_row_hashing_ignore_hostile_settings() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = rows_db(c, "atk_hostile");
     grant_validation(c, &db);
@@ -455,7 +436,7 @@ fn every_guard_and_the_row_hashing_ignore_hostile_settings() {
 
 #[test]
 fn the_callers_own_deferred_events_fire_as_the_caller_not_as_run_as() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = rows_db(c, "atk_caller_deferred");
     c.connect(&db, "postgres")
@@ -528,7 +509,7 @@ fn start_sleeper(
 
 #[test]
 fn a_plain_login_holding_advisory_locks_never_blocks_execute() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = c.fresh_db("atk_lock_dos");
     let ids = ["lock_target", "intent_issue_tables", "x"];
@@ -585,7 +566,7 @@ fn a_plain_login_holding_advisory_locks_never_blocks_execute() {
 
 #[test]
 fn a_second_execute_of_the_same_playbook_times_out_cleanly() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     c.set_conf(&[("repair.lock_timeout", Some("500ms"))]);
     let db = c.fresh_db("atk_lock_timeout");
@@ -634,7 +615,7 @@ fn a_second_execute_of_the_same_playbook_times_out_cleanly() {
 
 #[test]
 fn a_cancel_while_waiting_for_the_playbook_lock_is_a_clean_57014() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     c.set_conf(&[("repair.lock_timeout", Some("20s"))]);
     let db = c.fresh_db("atk_lock_cancel");
@@ -681,7 +662,7 @@ fn a_cancel_while_waiting_for_the_playbook_lock_is_a_clean_57014() {
 
 #[test]
 fn different_playbooks_never_wait_on_each_other() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     let db = c.fresh_db("atk_lock_indep");
     let h1 = reg(c, &db, &playbook("slow_one", "SELECT pg_sleep(3);"));
@@ -703,7 +684,7 @@ fn different_playbooks_never_wait_on_each_other() {
 /// tables in an open transaction; execute still finishes promptly.
 #[test]
 fn an_auditor_holding_locks_on_repair_tables_never_blocks_execute() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     c.set_conf(&[("repair.lock_timeout", Some("500ms"))]);
     let db = c.fresh_db("atk_lock_auditor");
@@ -760,7 +741,7 @@ fn an_auditor_holding_locks_on_repair_tables_never_blocks_execute() {
 /// repair.lock_timeout is suset: a superuser executor may shorten it for its own session.
 #[test]
 fn a_superuser_sets_lock_timeout_for_its_session() {
-    let _conf = Conf::take();
+    let _conf = take_conf();
     let c = Cluster::shared();
     superuser_executor(c);
     let db = c.fresh_db("atk_lock_su");

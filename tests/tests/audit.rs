@@ -1,15 +1,9 @@
 //! The audit trail under attack: append-only for owner and superusers (also as replica),
 //! protected objects, tampering detected by verify_audit and audit_head, dump/restore.
 
-use pg_repair_tests::{db_error, execute, playbook, register, Cluster, PG_BIN};
+use pg_repair_tests::{db_error, execute, one, playbook, register, Cluster, PG_BIN};
 use postgres::Client;
 use std::process::Command;
-
-fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
 
 /// What repair.verify_audit() says.
 struct Verdict {

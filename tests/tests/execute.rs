@@ -1,19 +1,12 @@
 //! repair.execute against a real server: success and the audit row, atomic rollback of a failing
 //! run, timeouts, requires-before/after, identity, search_path safety, nesting, concurrency.
 
-use pg_repair_tests::{db_error, execute, playbook, register, Cluster};
-use postgres::Client;
+use pg_repair_tests::{db_error, execute, one, playbook, register, Cluster};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 fn reg(c: &Cluster, db: &str, src: &str) -> String {
     register(&mut c.connect(db, "carol"), src).1
-}
-
-fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 #[test]

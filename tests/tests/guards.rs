@@ -2,32 +2,7 @@
 //! change the gating settings, session_user vs current_user, and the refusal log line.
 //! These tests change cluster-wide settings, so they run one at a time (CONF lock).
 
-use pg_repair_tests::{db_error, execute, playbook, register, Cluster};
-use std::sync::{Mutex, MutexGuard};
-
-static CONF: Mutex<()> = Mutex::new(());
-
-/// Serializes the tests of this binary and restores the default settings afterwards.
-struct Conf<'a> {
-    _lock: MutexGuard<'a, ()>,
-    cluster: &'static Cluster,
-}
-impl Conf<'_> {
-    fn take() -> Self {
-        let lock = CONF.lock().unwrap_or_else(|p| p.into_inner());
-        let cluster = Cluster::shared();
-        cluster.reset_conf();
-        Conf {
-            _lock: lock,
-            cluster,
-        }
-    }
-}
-impl Drop for Conf<'_> {
-    fn drop(&mut self) {
-        self.cluster.reset_conf();
-    }
-}
+use pg_repair_tests::{db_error, execute, playbook, register, Cluster, Conf};
 
 const BODY: &str = "CREATE TABLE IF NOT EXISTS public.guarded_target (id int);";
 

@@ -4,7 +4,7 @@
 //! lift), and robustness: huge bodies, deep nesting, a few hundred random and garbage inputs to
 //! repair.lint and repair.register, and invalid UTF-8 — never a crashed backend.
 
-use pg_repair_tests::{db_error, execute, register, Cluster};
+use pg_repair_tests::{db_error, execute, one, register, Cluster};
 use postgres::Client;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -48,12 +48,6 @@ fn summary(findings: &[Finding]) -> String {
         .map(|f| format!("{}/{}", f.rule, f.severity))
         .collect();
     format!("[{}]", parts.join(", "))
-}
-
-fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
 }
 
 // ------------------------------------------------------------------------------------ corpus

@@ -2,15 +2,8 @@
 //! triggers, prepared statements) is refused while a playbook runs; the target and its rows
 //! survive, the run is FAILED and audited. Outside execute nothing is blocked.
 
-use pg_repair_tests::{execute, playbook, register, Cluster};
-use postgres::Client;
+use pg_repair_tests::{execute, one, playbook, register, Cluster};
 use serde_json::Value;
-
-fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
 
 /// A database with public.victim (3 rows, owned by alice) and an audit-trail table.
 fn victim_db(c: &Cluster, label: &str) -> String {

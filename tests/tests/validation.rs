@@ -1,21 +1,8 @@
 //! Validation checks and the GO / HOLD / NO-GO decision, row-count baselines, and the
 //! migration gate, against a real server.
 
-use pg_repair_tests::{db_error, register, Cluster};
+use pg_repair_tests::{conf_lock, db_error, one, register, Cluster};
 use postgres::Client;
-use std::sync::{Mutex, MutexGuard};
-
-fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
-/// Tests that change cluster settings run one at a time and restore the defaults.
-static CONF: Mutex<()> = Mutex::new(());
-fn conf_lock() -> MutexGuard<'static, ()> {
-    CONF.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A database whose schema passes every built-in check.
 fn clean_db(c: &Cluster, label: &str) -> String {

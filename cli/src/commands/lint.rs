@@ -16,6 +16,7 @@ use crate::commands::Ctx;
 use crate::error::CliError;
 use crate::exit;
 use crate::output;
+use crate::source_file;
 
 const LINT_SQL: &str =
     "SELECT rule, severity, statement, line, col, message FROM repair.lint($1::text)";
@@ -203,24 +204,18 @@ fn load(path: &Path) -> (FileReport, Option<String>) {
         findings: Vec::new(),
         problem: None,
     };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    // Read like every other command reads a playbook (same messages), parsed here so that a
+    // header problem is reported as a parse error.
+    let text = match source_file::read(path) {
+        Ok(text) => text,
         Err(e) => {
             report.problem = Some(FileProblem {
-                line: None,
-                message: format!("cannot read: {}", io_reason(&e)),
+                line: (e.line > 0).then_some(e.line),
+                message: e.message,
                 is_parse_error: false,
             });
             return (report, None);
         }
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        report.problem = Some(FileProblem {
-            line: None,
-            message: "not valid UTF-8".to_string(),
-            is_parse_error: false,
-        });
-        return (report, None);
     };
     if let Err(e) = pg_repair_core::parse(&text) {
         report.problem = Some(FileProblem {
@@ -419,14 +414,6 @@ fn one_line(s: &str) -> String {
     s.lines().map(str::trim_end).collect::<Vec<_>>().join(" / ")
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,10 +474,13 @@ mod tests {
         );
         r.problem = Some(FileProblem {
             line: None,
-            message: "not valid UTF-8".into(),
+            message: "cannot read: No such file or directory".into(),
             is_parse_error: false,
         });
-        assert_eq!(human_lines(&r), vec!["b.sql: not valid UTF-8"]);
+        assert_eq!(
+            human_lines(&r),
+            vec!["b.sql: cannot read: No such file or directory"]
+        );
         assert_eq!(r.errors(), 1);
         let j = to_json(&[r]);
         assert_eq!(j[0]["parse_error"]["line"], Value::Null);

@@ -1,16 +1,10 @@
 //! Shared by the attack_* test binaries (issue 7): small helpers, nothing that hides an assertion.
 #![allow(dead_code)] // each binary uses a different subset
 
-use pg_repair_tests::{register, Cluster};
+use pg_repair_tests::{one, register, Cluster};
 use postgres::Client;
 use serde_json::Value;
-use std::sync::{Mutex, MutexGuard, OnceLock};
-
-pub fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
+use std::sync::OnceLock;
 
 /// No Rust backtrace / panic text in anything the server sends.
 pub fn assert_no_backtrace(what: &str, text: &str) {
@@ -27,12 +21,6 @@ pub fn clean_error<T: std::fmt::Debug>(r: Result<T, postgres::Error>) -> postgre
     assert_no_backtrace("detail", e.detail().unwrap_or_default());
     assert_no_backtrace("hint", e.hint().unwrap_or_default());
     e
-}
-
-/// Cluster-setting changes and role grants run one at a time within a test binary.
-static CONF: Mutex<()> = Mutex::new(());
-pub fn conf_lock() -> MutexGuard<'static, ()> {
-    CONF.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// admin2 (a superuser) becomes an executor once per cluster: a superuser executor shows that
