@@ -3,6 +3,9 @@
 //! Exit codes are in `exit.rs`; how errors are shown in `error.rs`; how the connection is found
 //! in `connect.rs`. Each subcommand lives in `commands/`.
 
+// Every unsafe block says why it is sound (`// SAFETY:`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 /// `eprintln!` that never panics: a line on stderr through `output::err_line`, ignored when
 /// stderr is closed or a broken pipe. Use it instead of `eprintln!` everywhere.
 macro_rules! errln {

@@ -3,6 +3,9 @@
 //! the lint rule catalogue. Pure Rust on purpose (no pgrx), so both sides link the same code and
 //! a hash computed offline always equals the one the server registers.
 
+// Every unsafe block says why it is sound (`// SAFETY:`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod canonical;
 pub mod chain;
 pub mod records;

@@ -80,6 +80,7 @@ fn chained(table: &str) -> &'static Chained {
 /// SERIALIZABLE that read would use a snapshot older than the lock and miss a row another session
 /// appended meanwhile, forking the chain: every appending function refuses those levels.
 pub fn require_read_committed(what: &str) -> crate::errors::Result<()> {
+    // SAFETY: reads the current transaction's isolation level global, on the backend's thread.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         return Err(crate::errors::RepairError::new(
             crate::errors::Kind::IsolationLevel,

@@ -313,6 +313,7 @@ fn run_statements(plan: &RunPlan) -> Outcome {
     let executed = Cell::new(0i32);
     let lock_timeout = format!("{lock_ms}ms");
     {
+        // SAFETY: GetOuterUserId reads the session's outer user id (set at login / SET ROLE).
         let _caller = AsUser::switch(unsafe { pg_sys::GetOuterUserId() }, false);
         fire_pending_deferred();
     }
@@ -322,6 +323,8 @@ fn run_statements(plan: &RunPlan) -> Outcome {
     let res = in_subxact(|| {
         // Every setting the playbook changes, SET SESSION and set_config(…, false) included, is
         // undone when it ends: success here, failure by the subtransaction's abort.
+        // SAFETY: opens a GUC nesting level, closed by AtEOXact_GUC below or by the subtransaction's
+        // abort on ERROR.
         let nest = unsafe { pg_sys::NewGUCNestLevel() };
         {
             let _region = Region::playbook(plan.waived.clone());
@@ -385,6 +388,8 @@ fn run_statements(plan: &RunPlan) -> Outcome {
         if !missing_after.is_empty() {
             std::panic::panic_any(MissingAfter(missing_after));
         }
+        // SAFETY: closes the GUC level opened at the start of this closure (`nest`); every inner level
+        // (with_gucs, SET in the playbook's functions) has been closed by the statements' ends.
         unsafe { pg_sys::AtEOXact_GUC(false, nest) };
     });
     // Before anything can process a second signal of the same cancel request.

@@ -46,10 +46,12 @@ pub fn declared_role() -> Result<Role> {
 
 /// Evidence that can only refuse: a server in recovery, or replication-role sessions.
 pub fn in_recovery() -> bool {
+    // SAFETY: no arguments; reads shared memory state under PostgreSQL's own locking.
     unsafe { pg_sys::RecoveryInProgress() }
 }
 
 pub fn session_replication_role() -> &'static str {
+    // SAFETY: reads the GUC's backing integer, on the backend's thread.
     match unsafe { pg_sys::SessionReplicationRole } as u32 {
         pg_sys::SESSION_REPLICATION_ROLE_ORIGIN => "origin",
         pg_sys::SESSION_REPLICATION_ROLE_REPLICA => "replica",

@@ -1,6 +1,9 @@
 //! pg_repair: reviewed, hash-pinned repair playbooks, executed only when every guard passes, with
 //! an append-only, tamper-evident audit trail. SQL API in schema `repair` (see SPEC.md).
 
+// Every unsafe block says why it is sound (`// SAFETY:`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use pgrx::prelude::*;
 use pgrx::JsonB;
 

@@ -16,6 +16,7 @@ const TAG_SPACE: u16 = 0x5250;
 fn tag(id: &str) -> pg_sys::LOCKTAG {
     let key = pg_repair_core::lock_key(id) as u64;
     pg_sys::LOCKTAG {
+        // SAFETY: MyDatabaseId is set at backend start and never changes; read on the backend's thread.
         locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
         locktag_field2: (key >> 32) as u32,
         locktag_field3: key as u32,
@@ -39,6 +40,7 @@ pub fn lock_playbook(id: &str) -> Result<()> {
         return Ok(());
     }
     // The caller may choose to wait less (its own lock_timeout), never longer.
+    // SAFETY: reads the lock_timeout GUC's backing integer, on the backend's thread.
     let own = unsafe { pg_sys::LockTimeout };
     let ms = match gucs::lock_timeout_ms() {
         limit if own > 0 => limit.min(own),
@@ -49,6 +51,8 @@ pub fn lock_playbook(id: &str) -> Result<()> {
     // In a subtransaction so that a timeout or cancel while waiting is cleaned up by
     // PostgreSQL (wait queue, settings) before it becomes our own error.
     let res = in_subxact(|| {
+        // SAFETY: `tag` lives on this stack frame for the call; a wait that times out or is cancelled
+        // raises an ERROR that the subtransaction around us catches and cleans up.
         with_gucs(&[(c"lock_timeout", timeout.as_str())], || unsafe {
             pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false);
         })
@@ -78,6 +82,7 @@ pub fn lock_playbook(id: &str) -> Result<()> {
     // (pgrx runs queries of a transaction without an xid read-only, on the caller's snapshot,
     // which predates the wait and could miss the run that held the lock).
     if outcome.is_ok() {
+        // SAFETY: assigns this transaction an xid (an ERROR if it cannot; no pointers involved).
         unsafe { pg_sys::GetCurrentTransactionId() };
     }
     outcome

@@ -17,8 +17,11 @@ pub fn in_rolled_back_subxact<T>(f: impl FnOnce() -> T) -> Result<T, Box<CaughtE
 }
 
 fn subxact<T>(f: impl FnOnce() -> T, keep: bool) -> Result<T, Box<CaughtError>> {
+    // SAFETY: reads two backend globals on the backend's thread; the values are restored below.
     let (old_cxt, old_owner) =
         unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    // SAFETY: called inside a transaction (every caller is a SQL function); the subtransaction is
+    // closed below on every path, and `old_cxt` outlives it.
     unsafe {
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         // Keep allocating in the caller's context, as PL/Python does.
@@ -27,6 +30,8 @@ fn subxact<T>(f: impl FnOnce() -> T, keep: bool) -> Result<T, Box<CaughtError>> 
     let res = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f())))
         .catch_others(|e| Err(Box::new(e)))
         .execute();
+    // SAFETY: closes the subtransaction opened above (released on success when kept, rolled back
+    // otherwise) and restores the caller's memory context and resource owner, which outlive it.
     unsafe {
         if keep && res.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();

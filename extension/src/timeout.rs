@@ -38,6 +38,8 @@ const KILL_GRACE_MS: i32 = 2_000;
 /// Runs in the SIGALRM handler: async-signal-safe work only.
 extern "C" fn on_timeout() {
     FIRED.store(true, Ordering::SeqCst);
+    // SAFETY: in a signal handler: volatile stores to sig_atomic_t flags, exactly what PostgreSQL's
+    // own StatementCancelHandler does.
     unsafe {
         std::ptr::write_volatile(&raw mut pg_sys::QueryCancelPending, 1);
         std::ptr::write_volatile(&raw mut pg_sys::InterruptPending, 1);
@@ -47,6 +49,8 @@ extern "C" fn on_timeout() {
 /// Runs in the SIGALRM handler: the cancel was ignored for KILL_GRACE_MS; terminate the backend
 /// (FATAL at the next interrupt check; the transaction and the run are rolled back).
 extern "C" fn on_kill() {
+    // SAFETY: in a signal handler: volatile stores to sig_atomic_t flags, exactly what PostgreSQL's
+    // own die() handler does; the next CHECK_FOR_INTERRUPTS acts on them.
     unsafe {
         std::ptr::write_volatile(&raw mut pg_sys::ProcDiePending, 1);
         std::ptr::write_volatile(&raw mut pg_sys::InterruptPending, 1);
@@ -56,6 +60,8 @@ extern "C" fn on_kill() {
 fn registered(slot: &AtomicI32, handler: extern "C" fn()) -> c_int {
     let mut id = slot.load(Ordering::Relaxed);
     if id < 0 {
+        // SAFETY: registers a handler in a free USER_TIMEOUT slot (an ERROR if none is left, caught by
+        // the FFI guard); the handler is a plain function valid for the backend's life.
         id = unsafe {
             pg_sys::ffi::pg_guard_ffi_boundary(|| ffi::RegisterTimeout(ffi::USER_TIMEOUT, handler))
         };
@@ -73,6 +79,8 @@ impl Timer {
         let id = registered(&TIMEOUT_ID, on_timeout);
         let kill = registered(&KILL_ID, on_kill);
         let ms = ms.max(1);
+        // SAFETY: both ids were returned by RegisterTimeout in this backend; enabling only schedules
+        // SIGALRM, and the handlers do async-signal-safe work only.
         unsafe {
             pg_sys::ffi::pg_guard_ffi_boundary(|| {
                 ffi::enable_timeout_after(id, ms);
@@ -85,6 +93,8 @@ impl Timer {
 
 impl Drop for Timer {
     fn drop(&mut self) {
+        // SAFETY: disables the two timeouts `arm` registered and enabled; disabling one that already
+        // fired or was never enabled is a no-op.
         unsafe {
             ffi::disable_timeout(self.0, false);
             ffi::disable_timeout(self.1, false);
@@ -113,6 +123,8 @@ pub struct CancelHonoured(());
 
 impl CancelHonoured {
     pub fn hold() -> CancelHonoured {
+        // SAFETY: QueryCancelHoldoffCount is a plain backend global; raising it only defers a cancel
+        // (PostgreSQL's HOLD_CANCEL_INTERRUPTS does the same).
         unsafe {
             let n = std::ptr::read_volatile(&raw const pg_sys::QueryCancelHoldoffCount);
             std::ptr::write_volatile(&raw mut pg_sys::QueryCancelHoldoffCount, n + 1);
@@ -123,6 +135,8 @@ impl CancelHonoured {
 
 impl Drop for CancelHonoured {
     fn drop(&mut self) {
+        // SAFETY: the holdoff count and the pending flag are plain backend globals, read and written only
+        // on this (the backend's only) thread; the count was raised by `hold`.
         unsafe {
             std::ptr::write_volatile(&raw mut pg_sys::QueryCancelPending, 0);
             let n = std::ptr::read_volatile(&raw const pg_sys::QueryCancelHoldoffCount);

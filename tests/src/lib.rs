@@ -8,6 +8,9 @@
 //! tests run as root (initdb refuses root), live under /tmp/pg_repair_it, and are stopped by an
 //! atexit handler when the test process ends.
 
+// Every unsafe block says why it is sound (`// SAFETY:`).
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use postgres::{Client, NoTls};
 use std::path::{Path, PathBuf};
 use std::process::Command;
