@@ -679,34 +679,37 @@ fn a_client_cancel_is_a_failed_audited_run() {
     assert_eq!(one::<i32>(&mut a, "SELECT 1"), 1);
 
     // A cancel request arrives as two SIGINTs (the postmaster signals the backend, then its
-    // process group). Whether the second lands while the playbook unwinds or while the FAILED
-    // run is being written, the run is still recorded; repeated to hit the window.
-    for i in 0..8 {
+    // process group, back to back). When the backend wakes between the two, the second lands
+    // while the playbook unwinds or while the FAILED run is written: the run is still recorded.
+    // Repeated, through the client's cancel request and through two back-to-back
+    // pg_cancel_backend calls, to hit the window.
+    for i in 0..12 {
         let id = format!("cancel_twice_{i}");
         let body = format!(
             "CREATE TABLE IF NOT EXISTS public.{id}_marker (id int);\nSELECT pg_sleep(30);"
         );
         let hash = reg(c, &db, &playbook(&id, &body));
-        let conninfo = c.conninfo(&db, "alice");
-        let (id2, h2) = (id.clone(), hash.clone());
+        let mut a = c.connect(&db, "alice");
+        let token = a.cancel_token();
         let t0 = Instant::now();
-        let worker = std::thread::spawn(move || {
-            let mut a = Client::connect(&conninfo, NoTls).unwrap();
-            let r = exec_as(&mut a, &id2, &h2);
-            // and the session is usable afterwards
-            let after = a.query_one("SELECT 1", &[]).map(|r| r.get::<_, i32>(0));
-            (r, after)
+        let cdb = db.clone();
+        let canceller = std::thread::spawn(move || {
+            let c = Cluster::shared();
+            let pid = sleeping_pid(c, &cdb);
+            if i % 2 == 0 {
+                token.cancel_query(NoTls).unwrap();
+            } else {
+                c.connect(&cdb, "postgres")
+                    .batch_execute(&format!(
+                        "SELECT pg_cancel_backend({pid}), pg_cancel_backend({pid})"
+                    ))
+                    .unwrap();
+            }
         });
-        let pid = sleeping_pid(c, &db);
-        c.connect(&db, "postgres")
-            .batch_execute(&format!(
-                "SELECT pg_cancel_backend({pid}), pg_sleep({gap}), pg_cancel_backend({pid})",
-                gap = f64::from(i) * 0.0005
-            ))
-            .unwrap();
-        let (r, after) = worker.join().unwrap();
+        let r = exec_as(&mut a, &id, &hash);
+        canceller.join().unwrap();
         assert_cancelled_run(c, &db, &id, r, t0.elapsed());
-        assert_eq!(after.unwrap(), 1, "{id}");
+        assert_eq!(one::<i32>(&mut a, "SELECT 1"), 1, "{id}");
     }
 }
 
