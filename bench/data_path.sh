@@ -38,18 +38,10 @@ trap cleanup EXIT
 # start NAME BIN [preload]: a cluster tuned alike for every variant.
 start() {
     local name=$1 bin=$2 preload=${3:-yes}
-    scratch_cluster_start "$bin" "$WORK/$name"
+    SCRATCH_PRELOAD=$preload scratch_cluster_start "$bin" "$WORK/$name" \
+        "synchronous_commit = off" "shared_buffers = '1GB'" "max_connections = 50"
     BIN[$name]=$bin PORTS[$name]=$PORT
     CLUSTERS+=("$name")
-    cat >>"$WORK/$name/data/postgresql.conf" <<CONF
-synchronous_commit = off
-shared_buffers = '1GB'
-max_connections = 50
-CONF
-    if [[ $preload != yes ]]; then
-        sed -i "s/^shared_preload_libraries = 'pg_repair'/shared_preload_libraries = ''/" "$WORK/$name/data/postgresql.conf"
-    fi
-    as_pg "$bin/pg_ctl" -D "$WORK/$name/data" -l "$WORK/$name/server.log" -w restart >/dev/null
 }
 sql() { local name=$1; shift; "${BIN[$name]}/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK/$name" -p "${PORTS[$name]}" -U postgres -d bench "$@"; }
 
@@ -103,9 +95,13 @@ bench() {
     awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); print b[1]}' <<<"$out" >>"$WORK/$counter"
     awk '/^tps = / {print $3}' <<<"$out"
 }
+# latency NAME COUNTER ARGS... -> prints the average latency in ms; counts like bench().
 latency() {
-    local name=$1; shift
-    "${BIN[$name]}/pgbench" -n -h "$WORK/$name" -p "${PORTS[$name]}" -U bencher "$@" bench 2>&1 | awk '/latency average/ {print $4}'
+    local name=$1 counter=$2; shift 2
+    local out
+    out=$("${BIN[$name]}/pgbench" -n -h "$WORK/$name" -p "${PORTS[$name]}" -U bencher "$@" bench 2>&1) || { echo "$out" >&2; return 1; }
+    awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); print b[1]}' <<<"$out" >>"$WORK/$counter"
+    awk '/latency average/ {print $4}' <<<"$out"
 }
 total() { [[ -f $WORK/$1 ]] && awk '{s += $1} END {print s}' "$WORK/$1" || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -155,17 +151,8 @@ fi
 if [[ " $PARTS " == *" latency "* ]]; then
     echo "-- one client (pgbench -M prepared -c 1, average latency in ms)"
     for name in "${NAMES[@]}"; do
-        l=$(for round in $(seq 1 "$ROUNDS"); do latency "$name" -M prepared -c 1 -T "$SECS" -f "$WORK/$name.exec_0.sql"; done | median)
+        l=$(for round in $(seq 1 "$ROUNDS"); do latency "$name" "$name.runs" -M prepared -c 1 -T "$SECS" -f "$WORK/$name.exec_0.sql"; done | median)
         echo "repair.execute, trivial playbook [$name]: $l ms   (target <= 0.30)"
-    done
-fi
-
-if [[ " $PARTS " == *" throughput "* ]]; then
-    echo "-- the audit chain after the load"
-    for name in "${NAMES[@]}"; do
-        runs=$(sql "$name" -c "SELECT count(*) FROM repair.runs")
-        ok=$(sql "$name" -c "SELECT ok FROM repair.verify_audit()")
-        echo "[$name] verify_audit() = $ok; repair.runs rows = $runs; repair.execute transactions pgbench reported = $(total "$name.runs")"
     done
 fi
 
@@ -178,12 +165,21 @@ if [[ " $PARTS " == *" long "* ]]; then
     done | sed '$ s/\\;$/;/' >"$WORK/long_simple.sql"
     for name in "${NAMES[@]}"; do
         for round in $(seq 1 "$ROUNDS"); do
-            R[$name.simple]+="$(latency "$name" -M simple -c 1 -T "$SECS" -f "$WORK/long_simple.sql") "
-            R[$name.long]+="$(latency "$name" -M prepared -c 1 -T "$SECS" -f "$WORK/$name.exec_long.sql") "
+            R[$name.simple]+="$(latency "$name" base -M simple -c 1 -T "$SECS" -f "$WORK/long_simple.sql") "
+            R[$name.long]+="$(latency "$name" "$name.runs" -M prepared -c 1 -T "$SECS" -f "$WORK/$name.exec_long.sql") "
         done
         s=$(tr ' ' '\n' <<<"${R[$name.simple]}" | grep . | median)
         l=$(tr ' ' '\n' <<<"${R[$name.long]}" | grep . | median)
         echo "[$name] as one simple query: $s ms; through repair.execute: $l ms; ratio $(ratio "$l" "$s")   (target <= 1.30)"
+    done
+fi
+
+if [[ " $PARTS " == *" throughput "* || " $PARTS " == *" latency "* || " $PARTS " == *" long "* ]]; then
+    echo "-- the audit chain after the load"
+    for name in "${NAMES[@]}"; do
+        runs=$(sql "$name" -c "SELECT count(*) FROM repair.runs")
+        ok=$(sql "$name" -c "SELECT ok FROM repair.verify_audit()")
+        echo "[$name] verify_audit() = $ok; repair.runs rows = $runs; repair.execute transactions pgbench reported = $(total "$name.runs")"
     done
 fi
 
