@@ -211,7 +211,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         )
     } else {
         let today = today();
-        let waived: Vec<String> = current
+        let waived: Vec<pg_repair_core::Rule> = current
             .waivers()
             .into_iter()
             .filter(|w| w.until.as_str() >= today.as_str())
@@ -305,7 +305,7 @@ struct RunPlan<'a> {
     stmt_ms: i32,
     requires_after: &'a [String],
     /// Rules a current waiver lifts at runtime (only the waivable ones take effect).
-    waived: Vec<String>,
+    waived: Vec<pg_repair_core::Rule>,
 }
 
 /// Fires every pending deferred trigger event now (SET CONSTRAINTS ALL IMMEDIATE), if there is

@@ -55,10 +55,11 @@ pub fn preview(id: &str) -> Option<Value> {
                 guard_list.push(verdict(2, Kind::EnvDisabled, "environment", base));
             }
         }
-        Err(_) => guard_list.push(
-            json!({"guard": 2, "name": "ENV_DISABLED", "check": "environment",
-            "verdict": "fail", "sqlstate": "RP002", "message": "no declared role"}),
-        ),
+        Err(_) => {
+            let (code, name) = Kind::EnvDisabled.code_and_name();
+            guard_list.push(json!({"guard": 2, "name": name, "check": "environment",
+                "verdict": "fail", "sqlstate": code, "message": "no declared role"}));
+        }
     }
     guard_list.push(verdict(
         3,

@@ -2,6 +2,7 @@
 //! triggers, prepared statements) is refused while a playbook runs; the target and its rows
 //! survive, the run is FAILED and audited. Outside execute nothing is blocked.
 
+use pg_repair_core::Rule;
 use pg_repair_tests::{execute, playbook, register, Cluster};
 use postgres::Client;
 use serde_json::Value;
@@ -336,7 +337,7 @@ fn an_update_waiver_does_not_lift_a_merge_that_deletes() {
         assert_eq!(r["error_code"], "42501", "{id}: {r}");
         let msg = r["error_message"].as_str().unwrap_or_default();
         assert!(
-            msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-delete"),
+            msg.contains("RUNTIME_BLOCKED") && msg.contains(Rule::BanDelete.id()),
             "{id}: {msg}"
         );
         let mut a = c.connect(&db, "alice");
@@ -394,7 +395,7 @@ fn a_playbook_cannot_leave_an_event_trigger_behind() {
     assert_eq!(r["error_code"], "42501", "{r}");
     let msg = r["error_message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-event-trigger"),
+        msg.contains("RUNTIME_BLOCKED") && msg.contains(Rule::BanEventTrigger.id()),
         "{msg}"
     );
     // written plainly, lint refuses it before anything runs
@@ -433,7 +434,10 @@ fn a_foreign_key_cannot_be_switched_to_not_enforced() {
     );
     let stmt = format!("ALTER TABLE public.victim_child ALTER CONSTRAINT {fk} NOT ENFORCED");
     let lint = lint_errors(c, &db, &stmt);
-    assert!(lint.iter().any(|r| r == "ban-alter-table-drop"), "{lint:?}");
+    assert!(
+        lint.iter().any(|r| r == Rule::BanAlterTableDrop.id()),
+        "{lint:?}"
+    );
     let r = run(
         c,
         &db,
@@ -473,7 +477,10 @@ fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
         .unwrap();
     let stmt = "ALTER TABLE public.victim ALTER COLUMN doubled SET EXPRESSION AS (id * 3)";
     let lint = lint_errors(c, &db, stmt);
-    assert!(lint.iter().any(|r| r == "ban-alter-type"), "{lint:?}");
+    assert!(
+        lint.iter().any(|r| r == Rule::BanAlterType.id()),
+        "{lint:?}"
+    );
     let r = run(
         c,
         &db,
