@@ -152,7 +152,8 @@ unsafe fn walk_with(with: *mut pg_sys::WithClause, depth: usize, out: &mut Vec<H
                 tag(q),
                 Some(T::T_InsertStmt | T::T_UpdateStmt | T::T_DeleteStmt | T::T_MergeStmt)
             ) {
-                out.push(Hit::new(Rule::BanDataModifyingCte,
+                out.push(Hit::new(
+                    Rule::BanDataModifyingCte,
                     format!(
                         "data-modifying WITH query ({}): playbooks must not change rows; move row changes out of the playbook",
                         label(q)

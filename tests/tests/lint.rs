@@ -137,6 +137,23 @@ const ERROR_RULES: &[&str] = &[
     Rule::EmptyBody.id(),
 ];
 
+/// The corpus covers every error-level lint rule a playbook can break (ban-non-select-check is
+/// for checks only; the control-character rules have their own tests in terminal.rs).
+#[test]
+fn error_rules_are_every_playbook_error_rule_of_the_catalogue() {
+    let mut catalogue: Vec<&str> = Rule::ALL
+        .iter()
+        .filter(|r| r.class() == pg_repair_core::rules::Class::Lint)
+        .filter(|r| r.severity() == pg_repair_core::Severity::Error)
+        .filter(|r| **r != Rule::BanNonSelectCheck)
+        .map(|r| r.id())
+        .collect();
+    let mut listed = ERROR_RULES.to_vec();
+    catalogue.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(listed, catalogue);
+}
+
 #[test]
 fn destructive_corpus_cases_are_each_an_error_with_the_expected_rule() {
     let cases = parse_corpus(DESTRUCTIVE);

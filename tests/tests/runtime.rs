@@ -495,3 +495,45 @@ fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
     );
     assert_eq!(total, 12, "the generated column was recomputed");
 }
+
+/// The hooks' refusals keep their exact SQLSTATE, message and detail (they are raised through
+/// errors::Kind): PROTECTED for what event triggers cannot see, RUNTIME_BLOCKED inside a run.
+#[test]
+fn hook_refusals_keep_their_sqlstate_and_wording() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_wording");
+    let e = pg_repair_tests::db_error(
+        c.connect(&db, "postgres")
+            .batch_execute("DROP SCHEMA repair CASCADE"),
+    );
+    assert_eq!(e.code().code(), "42501", "{}", e.message());
+    assert_eq!(e.message(), "PROTECTED: DROP SCHEMA repair is refused");
+    assert_eq!(
+        e.detail(),
+        Some(
+            "It would silence or detach pg_repair's audit protection. To remove the extension, \
+             use DROP EXTENSION pg_repair (it drops its data)."
+        )
+    );
+
+    for (id, body, message) in [
+        (
+            "wording_truncate",
+            "DO $$ BEGIN EXECUTE 'TRUNCATE public.victim'; END $$;",
+            "statement 1: RUNTIME_BLOCKED: TRUNCATE TABLE (ban-truncate) is refused while a \
+             playbook runs (rolled back)",
+        ),
+        (
+            "wording_delete",
+            "DO $$ BEGIN EXECUTE 'DELETE FROM public.victim'; END $$;",
+            "statement 1: RUNTIME_BLOCKED: DELETE (ban-delete) is refused while a playbook runs \
+             (rolled back)",
+        ),
+    ] {
+        let hash = register(&mut c.connect(&db, "carol"), &playbook(id, body)).1;
+        let r = execute(&mut c.connect(&db, "alice"), id, &hash, "wording").expect("execute");
+        assert_eq!(r["status"], "FAILED", "{id}: {r}");
+        assert_eq!(r["error_code"], "42501", "{id}: {r}");
+        assert_eq!(r["error_message"], message, "{id}: {r}");
+    }
+}
