@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use pg_repair_core::Rule;
 
 use assert_cmd::Command;
 use pg_repair_tests::{playbook, Cluster};
@@ -229,7 +230,7 @@ fn json_output_parses_and_covers_every_file() {
     let findings = files[1]["findings"].as_array().expect("findings");
     let f = findings
         .iter()
-        .find(|f| f["rule"] == "ban-drop")
+        .find(|f| f["rule"] == Rule::BanDrop.id())
         .unwrap_or_else(|| panic!("no ban-drop in {v}"));
     assert_eq!(f["severity"], "error");
     assert_eq!(f["statement"], 2);

@@ -67,12 +67,19 @@ pub(crate) fn or_list(items: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Rule;
 
     #[test]
     fn finds_typos_and_case_and_separator_variants() {
-        let rules = ["ban-drop", "ban-delete", "ban-update", "ban-set"];
-        assert_eq!(close_matches("ban-drops", &rules), vec!["ban-drop"]);
-        assert_eq!(close_matches("BAN_DROP", &rules), vec!["ban-drop"]);
+        let rules = [
+            Rule::BanDrop,
+            Rule::BanDelete,
+            Rule::BanUpdate,
+            Rule::BanSet,
+        ]
+        .map(Rule::id);
+        assert_eq!(close_matches("ban-drops", &rules), vec![Rule::BanDrop.id()]);
+        assert_eq!(close_matches("BAN_DROP", &rules), vec![Rule::BanDrop.id()]);
         assert!(close_matches("completely-else", &rules).is_empty());
         assert_eq!(close_matches("tilte", &["title", "repair"]), vec!["title"]);
         assert!(close_matches(&"x".repeat(10_000), &rules).is_empty());

@@ -4,6 +4,7 @@
 //! extension (reasons, request ids, body lint) and the CLI (everything human-readable it prints
 //! shows them escaped).
 
+use crate::rules::Rule;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -173,11 +174,6 @@ pub enum Place {
     Comment,
 }
 
-/// Lint rule for an unsafe character in code (or a bidi override leaking out of its literal).
-pub const RULE_ERROR: &str = "control-character";
-/// Lint rule for an unsafe character inside a string literal or a comment.
-pub const RULE_WARNING: &str = "control-character-in-literal";
-
 /// One unsafe character in a SQL body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyHit {
@@ -197,11 +193,12 @@ impl BodyHit {
         self.leaks || matches!(self.place, Place::Code | Place::QuotedIdentifier)
     }
 
-    pub fn rule(&self) -> &'static str {
+    /// [`Rule::ControlCharacter`] for an error, [`Rule::ControlCharacterInLiteral`] otherwise.
+    pub fn rule(&self) -> Rule {
         if self.is_error() {
-            RULE_ERROR
+            Rule::ControlCharacter
         } else {
-            RULE_WARNING
+            Rule::ControlCharacterInLiteral
         }
     }
 
@@ -575,7 +572,7 @@ mod tests {
         let hits = places("SELECT 1;\nSELECT \u{1b}[2J 2;");
         assert_eq!(hits, vec![(2, 8, '\u{1b}', Place::Code, false)]);
         assert!(scan_body("SELECT \u{202e}1").iter().all(BodyHit::is_error));
-        assert_eq!(scan_body("SELECT \u{7}")[0].rule(), RULE_ERROR);
+        assert_eq!(scan_body("SELECT \u{7}")[0].rule(), Rule::ControlCharacter);
     }
 
     #[test]
@@ -659,7 +656,10 @@ mod tests {
         // a quote inside a comment opens nothing
         assert_eq!(places("/* ' */ \u{7}")[0].3, Place::Code);
         assert!(!scan_body("-- \u{1b}")[0].is_error());
-        assert_eq!(scan_body("-- \u{1b}")[0].rule(), RULE_WARNING);
+        assert_eq!(
+            scan_body("-- \u{1b}")[0].rule(),
+            Rule::ControlCharacterInLiteral
+        );
     }
 
     #[test]

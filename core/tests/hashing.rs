@@ -1,7 +1,7 @@
 //! What must and must not change a hash: formatting noise never does, content always does.
 
 use pg_repair_core::{
-    parse, parse_playbook, sha256_hex, Check, CheckSeverity, Playbook, Source, Waiver,
+    parse, parse_playbook, sha256_hex, Check, CheckSeverity, Playbook, Rule, Source, Waiver,
 };
 
 fn pb(source: &str) -> Playbook {
@@ -167,12 +167,12 @@ fn waivers_are_sorted_and_hashed() {
         p.waivers,
         vec![
             Waiver {
-                rule: "ban-drop".into(),
+                rule: Rule::BanDrop,
                 until: "2029-02-28".into(),
                 because: "replaces a broken   view".into()
             },
             Waiver {
-                rule: "warn-dynamic-sql".into(),
+                rule: Rule::WarnDynamicSql,
                 until: "2030-06-30".into(),
                 because: "DO block checks the catalog".into()
             },

@@ -217,11 +217,11 @@ fn evaluate(spec: &Spec) -> CheckResult {
         },
         Err(e) => {
             let code = caught_sqlstate(&e);
-            if code == "57014" && !fired {
+            if code == Kind::Cancelled.code() && !fired {
                 drop(capture);
                 (*e).rethrow();
             }
-            let message = if code == "57014" {
+            let message = if code == Kind::Cancelled.code() {
                 format!("timeout after {timeout_ms} ms")
             } else {
                 caught_message(&e)

@@ -6,22 +6,29 @@
 #![allow(clippy::collapsible_match)]
 
 use crate::parse_tree::NodeRef;
+use pg_repair_core::rules::Runtime;
+use pg_repair_core::Rule;
 use pgrx::pg_sys::{self, NodeTag as T};
 use std::ffi::CStr;
 
 /// One rule a statement breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub message: String,
 }
 
 impl Hit {
-    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+    /// A hit with this statement's own wording of the rule.
+    fn new(rule: Rule, message: impl Into<String>) -> Self {
         Hit {
             rule,
             message: message.into(),
         }
+    }
+    /// A hit with the rule's general message.
+    fn of(rule: Rule) -> Self {
+        Hit::new(rule, rule.message())
     }
 }
 
@@ -178,7 +185,7 @@ unsafe fn walk_with(with: *mut pg_sys::WithClause, depth: usize, out: &mut Vec<H
                 Some(T::T_InsertStmt | T::T_UpdateStmt | T::T_DeleteStmt | T::T_MergeStmt)
             ) {
                 out.push(Hit::new(
-                    "ban-data-modifying-cte",
+                    Rule::BanDataModifyingCte,
                     format!(
                         "data-modifying WITH query ({}): playbooks must not change rows; move row changes out of the playbook",
                         label(q)
@@ -214,7 +221,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
     };
     if depth > MAX_DEPTH {
         out.push(Hit::new(
-            "syntax-error",
+            Rule::SyntaxError,
             "statement nested too deeply to verify; simplify it",
         ));
         return;
@@ -226,27 +233,27 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
         match t {
             T::T_DropStmt => {
                 let s = &*(node as *mut pg_sys::DropStmt);
-                out.push(Hit::new("ban-drop", "DROP removes objects and data; a repair playbook only creates or restores (write CREATE … IF NOT EXISTS)"));
+                out.push(Hit::of(Rule::BanDrop));
                 if s.concurrent {
-                    out.push(Hit::new("ban-non-transactional", format!("DROP … CONCURRENTLY {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("DROP … CONCURRENTLY {NOT_IN_TXN}")));
                 }
             }
             T::T_DropOwnedStmt | T::T_DropdbStmt | T::T_DropTableSpaceStmt | T::T_DropSubscriptionStmt
             | T::T_DropUserMappingStmt => {
-                out.push(Hit::new("ban-drop", "DROP removes objects and data; a repair playbook only creates or restores"));
+                out.push(Hit::new(Rule::BanDrop, "DROP removes objects and data; a repair playbook only creates or restores"));
                 if t == T::T_DropdbStmt {
-                    out.push(Hit::new("ban-non-transactional", format!("DROP DATABASE {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("DROP DATABASE {NOT_IN_TXN}")));
                 }
             }
-            T::T_TruncateStmt => out.push(Hit::new("ban-truncate", "TRUNCATE deletes every row; a repair playbook must not remove data")),
+            T::T_TruncateStmt => out.push(Hit::of(Rule::BanTruncate)),
             T::T_DeleteStmt => {
                 let s = &*(node as *mut pg_sys::DeleteStmt);
-                out.push(Hit::new("ban-delete", "DELETE removes rows; a repair playbook must not remove data (clean up data in a reviewed migration instead)"));
+                out.push(Hit::of(Rule::BanDelete));
                 walk_with(s.withClause, depth, out);
             }
             T::T_UpdateStmt => {
                 let s = &*(node as *mut pg_sys::UpdateStmt);
-                out.push(Hit::new("ban-update", "UPDATE rewrites rows; a repair playbook restores structure, not data"));
+                out.push(Hit::of(Rule::BanUpdate));
                 walk_with(s.withClause, depth, out);
             }
             T::T_InsertStmt => {
@@ -254,7 +261,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 if !s.onConflictClause.is_null()
                     && (*s.onConflictClause).action == pg_sys::OnConflictAction::ONCONFLICT_UPDATE
                 {
-                    out.push(Hit::new("ban-update", "INSERT … ON CONFLICT DO UPDATE rewrites existing rows; use ON CONFLICT DO NOTHING"));
+                    out.push(Hit::new(Rule::BanUpdate, "INSERT … ON CONFLICT DO UPDATE rewrites existing rows; use ON CONFLICT DO NOTHING"));
                 }
                 walk_with(s.withClause, depth, out);
                 walk(s.selectStmt, depth + 1, out);
@@ -263,8 +270,8 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 let s = &*(node as *mut pg_sys::MergeStmt);
                 for w in nodes(s.mergeWhenClauses) {
                     match (*(w as *mut pg_sys::MergeWhenClause)).commandType {
-                        pg_sys::CmdType::CMD_UPDATE => out.push(Hit::new("ban-update", "MERGE … THEN UPDATE rewrites rows")),
-                        pg_sys::CmdType::CMD_DELETE => out.push(Hit::new("ban-delete", "MERGE … THEN DELETE removes rows")),
+                        pg_sys::CmdType::CMD_UPDATE => out.push(Hit::new(Rule::BanUpdate, "MERGE … THEN UPDATE rewrites rows")),
+                        pg_sys::CmdType::CMD_DELETE => out.push(Hit::new(Rule::BanDelete, "MERGE … THEN DELETE removes rows")),
                         _ => {}
                     }
                 }
@@ -274,7 +281,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                 let s = &*(node as *mut pg_sys::SelectStmt);
                 walk_with(s.withClause, depth, out);
                 if !s.intoClause.is_null() {
-                    out.push(Hit::new("require-if-not-exists", "SELECT … INTO creates a table and fails when it exists; use CREATE TABLE IF NOT EXISTS … AS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "SELECT … INTO creates a table and fails when it exists; use CREATE TABLE IF NOT EXISTS … AS"));
                 }
                 walk(s.larg as *mut pg_sys::Node, depth + 1, out);
                 walk(s.rarg as *mut pg_sys::Node, depth + 1, out);
@@ -307,143 +314,143 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
                         _ => None,
                     });
                     match cmd.subtype {
-                        A::AT_AlterColumnType => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … TYPE rewrites every row of the column (USING can change the data); not a repair")),
+                        A::AT_AlterColumnType => out.push(Hit::of(Rule::BanAlterType)),
                         #[cfg(any(feature = "pg17", feature = "pg18"))]
-                        A::AT_SetExpression => out.push(Hit::new("ban-alter-type", "ALTER COLUMN … SET EXPRESSION (PostgreSQL 17+) recomputes every row of a generated column; not a repair")),
-                        A::AT_ChangeOwner => out.push(Hit::new("ban-grant", "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
-                        A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new("ban-grant", "disabling row-level security changes who sees which rows")),
+                        A::AT_SetExpression => out.push(Hit::new(Rule::BanAlterType, "ALTER COLUMN … SET EXPRESSION (PostgreSQL 17+) recomputes every row of a generated column; not a repair")),
+                        A::AT_ChangeOwner => out.push(Hit::new(Rule::BanGrant, "ALTER TABLE … OWNER TO changes who controls the table and its privileges")),
+                        A::AT_DisableRowSecurity | A::AT_NoForceRowSecurity => out.push(Hit::new(Rule::BanGrant, "disabling row-level security changes who sees which rows")),
                         A::AT_SetRelOptions | A::AT_ResetRelOptions
                             if widens_view_rights(cmd.def, cmd.subtype == A::AT_ResetRelOptions) =>
                         {
-                            out.push(Hit::new("ban-grant", "turning security_invoker or security_barrier off makes the view read with its owner's privileges or leak rows: a privilege change"))
+                            out.push(Hit::new(Rule::BanGrant, "turning security_invoker or security_barrier off makes the view read with its owner's privileges or leak rows: a privilege change"))
                         }
-                        A::AT_EnableRowSecurity | A::AT_ForceRowSecurity => out.push(Hit::new("ban-grant", "enabling row-level security hides rows from every role without a policy (the application sees an empty table)")),
+                        A::AT_EnableRowSecurity | A::AT_ForceRowSecurity => out.push(Hit::new(Rule::BanGrant, "enabling row-level security hides rows from every role without a policy (the application sees an empty table)")),
                         _ => {}
                     }
                     if let Some(what) = what {
-                        out.push(Hit::new("ban-alter-table-drop", format!("ALTER TABLE … {what} removes structure or data; a repair playbook only adds")));
+                        out.push(Hit::new(Rule::BanAlterTableDrop, format!("ALTER TABLE … {what} removes structure or data; a repair playbook only adds")));
                     }
                     if cmd.subtype == A::AT_AddColumn && !cmd.missing_ok {
-                        out.push(Hit::new("require-if-not-exists", "ALTER TABLE … ADD COLUMN fails on a second run; write ADD COLUMN IF NOT EXISTS"));
+                        out.push(Hit::new(Rule::RequireIfNotExists, "ALTER TABLE … ADD COLUMN fails on a second run; write ADD COLUMN IF NOT EXISTS"));
                     }
                     if cmd.subtype == A::AT_DetachPartition && !cmd.def.is_null() {
                         let pc = cmd.def as *mut pg_sys::PartitionCmd;
                         if (*pc).concurrent {
-                            out.push(Hit::new("ban-non-transactional", format!("DETACH PARTITION … CONCURRENTLY {NOT_IN_TXN}")));
+                            out.push(Hit::new(Rule::BanNonTransactional, format!("DETACH PARTITION … CONCURRENTLY {NOT_IN_TXN}")));
                         }
                     }
                 }
             }
             T::T_AlterFunctionStmt => {
                 if security_definer((*(node as *mut pg_sys::AlterFunctionStmt)).actions) {
-                    out.push(Hit::new("ban-grant", DEFINER));
+                    out.push(Hit::new(Rule::BanGrant, DEFINER));
                 }
             }
-            T::T_CreatePolicyStmt | T::T_AlterPolicyStmt => out.push(Hit::new("ban-grant", "a row-level security policy changes who sees and changes which rows: a privilege change")),
-            T::T_ListenStmt | T::T_UnlistenStmt => out.push(Hit::new("ban-session-state", "LISTEN/UNLISTEN changes the caller's session after the run")),
-            T::T_GrantStmt | T::T_AlterDefaultPrivilegesStmt => out.push(Hit::new("ban-grant", "GRANT/REVOKE changes privileges; do it through your access process, not a repair playbook")),
-            T::T_AlterOwnerStmt => out.push(Hit::new("ban-grant", "ALTER … OWNER TO changes who controls an object and its privileges")),
-            T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new("ban-rename", format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(NodeRef::new(node))))),
-            T::T_AlterSystemStmt => out.push(Hit::new("ban-alter-system", "ALTER SYSTEM changes server configuration for every database; not a playbook's job")),
-            T::T_TransactionStmt => out.push(Hit::new("ban-transaction-control", "transaction control inside a playbook would break its all-or-nothing run; remove BEGIN/COMMIT/ROLLBACK/SAVEPOINT")),
+            T::T_CreatePolicyStmt | T::T_AlterPolicyStmt => out.push(Hit::new(Rule::BanGrant, "a row-level security policy changes who sees and changes which rows: a privilege change")),
+            T::T_ListenStmt | T::T_UnlistenStmt => out.push(Hit::new(Rule::BanSessionState, "LISTEN/UNLISTEN changes the caller's session after the run")),
+            T::T_GrantStmt | T::T_AlterDefaultPrivilegesStmt => out.push(Hit::of(Rule::BanGrant)),
+            T::T_AlterOwnerStmt => out.push(Hit::new(Rule::BanGrant, "ALTER … OWNER TO changes who controls an object and its privileges")),
+            T::T_RenameStmt | T::T_AlterObjectSchemaStmt => out.push(Hit::new(Rule::BanRename, format!("{} moves or renames an object: the application would see a missing or an empty replacement object", super::sqlparse::command_tag(NodeRef::new(node))))),
+            T::T_AlterSystemStmt => out.push(Hit::of(Rule::BanAlterSystem)),
+            T::T_TransactionStmt => out.push(Hit::of(Rule::BanTransactionControl)),
             T::T_VariableSetStmt => {
                 let s = &*(node as *mut pg_sys::VariableSetStmt);
                 let name = text(s.name).to_ascii_lowercase();
                 if s.kind == pg_sys::VariableSetKind::VAR_SET_MULTI && name.starts_with("transaction") {
-                    out.push(Hit::new("ban-transaction-control", "SET TRANSACTION changes the run's transaction; remove it"));
+                    out.push(Hit::new(Rule::BanTransactionControl, "SET TRANSACTION changes the run's transaction; remove it"));
                 } else if matches!(name.as_str(), "role" | "session_authorization") {
-                    out.push(Hit::new("ban-role-change", "SET ROLE / SESSION AUTHORIZATION changes who the playbook runs as; it runs as the session user or repair.run_as"));
+                    out.push(Hit::of(Rule::BanRoleChange));
                 } else if s.kind == pg_sys::VariableSetKind::VAR_RESET_ALL {
-                    out.push(Hit::new("ban-set", "RESET ALL resets the caller's session settings; remove it"));
+                    out.push(Hit::new(Rule::BanSet, "RESET ALL resets the caller's session settings; remove it"));
                 } else if !(s.is_local
                     && matches!(s.kind, pg_sys::VariableSetKind::VAR_SET_VALUE | pg_sys::VariableSetKind::VAR_SET_DEFAULT)
                     && matches!(name.as_str(), "lock_timeout" | "statement_timeout"))
                 {
-                    out.push(Hit::new("ban-set", format!("SET/RESET {name} changes the session; only SET LOCAL lock_timeout / statement_timeout are allowed (or use the lock-timeout / statement-timeout headers)")));
+                    out.push(Hit::new(Rule::BanSet, format!("SET/RESET {name} changes the session; only SET LOCAL lock_timeout / statement_timeout are allowed (or use the lock-timeout / statement-timeout headers)")));
                 }
             }
             T::T_CreateRoleStmt | T::T_AlterRoleStmt | T::T_AlterRoleSetStmt | T::T_DropRoleStmt | T::T_GrantRoleStmt
             | T::T_ReassignOwnedStmt => {
-                out.push(Hit::new("ban-role-management", "role management (CREATE/ALTER/DROP ROLE, GRANT role, REASSIGN OWNED) is not a repair; do it through your access process"));
+                out.push(Hit::of(Rule::BanRoleManagement));
                 if t == T::T_DropRoleStmt {
-                    out.push(Hit::new("ban-drop", "DROP ROLE removes a role"));
+                    out.push(Hit::new(Rule::BanDrop, "DROP ROLE removes a role"));
                 }
             }
             T::T_CopyStmt => {
                 let s = &*(node as *mut pg_sys::CopyStmt);
                 if s.is_program {
-                    out.push(Hit::new("ban-copy-program", "COPY … PROGRAM runs a shell command on the database server; never in a playbook"));
+                    out.push(Hit::of(Rule::BanCopyProgram));
                 } else if !s.filename.is_null() {
-                    out.push(Hit::new("ban-copy-program", "COPY to or from a server file reads or writes the server's file system; never in a playbook"));
+                    out.push(Hit::new(Rule::BanCopyProgram, "COPY to or from a server file reads or writes the server's file system; never in a playbook"));
                 }
                 walk(s.query, depth + 1, out);
             }
             T::T_VacuumStmt => {
                 if (*(node as *mut pg_sys::VacuumStmt)).is_vacuumcmd {
-                    out.push(Hit::new("ban-non-transactional", format!("VACUUM {NOT_IN_TXN}; run it separately (ANALYZE is fine)")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("VACUUM {NOT_IN_TXN}; run it separately (ANALYZE is fine)")));
                 }
             }
             T::T_IndexStmt => {
                 let s = &*(node as *mut pg_sys::IndexStmt);
                 if s.concurrent {
-                    out.push(Hit::new("ban-non-transactional", format!("CREATE INDEX CONCURRENTLY {NOT_IN_TXN}; use CREATE INDEX IF NOT EXISTS, or build it outside pg_repair")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("CREATE INDEX CONCURRENTLY {NOT_IN_TXN}; use CREATE INDEX IF NOT EXISTS, or build it outside pg_repair")));
                 }
                 if !s.if_not_exists {
                     let hint = if s.idxname.is_null() { "name the index and write CREATE INDEX IF NOT EXISTS name ON …" } else { "write CREATE INDEX IF NOT EXISTS" };
-                    out.push(Hit::new("require-if-not-exists", format!("CREATE INDEX fails or duplicates on a second run; {hint}")));
+                    out.push(Hit::new(Rule::RequireIfNotExists, format!("CREATE INDEX fails or duplicates on a second run; {hint}")));
                 }
             }
             T::T_ReindexStmt => {
                 let s = &*(node as *mut pg_sys::ReindexStmt);
                 if option_names(s.params).iter().any(|o| o == "concurrently") {
-                    out.push(Hit::new("ban-non-transactional", format!("REINDEX CONCURRENTLY {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("REINDEX CONCURRENTLY {NOT_IN_TXN}")));
                 } else if s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX && s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE {
-                    out.push(Hit::new("ban-non-transactional", format!("REINDEX SCHEMA/DATABASE/SYSTEM {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("REINDEX SCHEMA/DATABASE/SYSTEM {NOT_IN_TXN}")));
                 }
             }
             T::T_ClusterStmt => {
                 if (*(node as *mut pg_sys::ClusterStmt)).relation.is_null() {
-                    out.push(Hit::new("ban-non-transactional", format!("CLUSTER without a table {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("CLUSTER without a table {NOT_IN_TXN}")));
                 }
             }
             T::T_CreatedbStmt | T::T_CreateTableSpaceStmt | T::T_CreateSubscriptionStmt | T::T_AlterSubscriptionStmt => {
-                out.push(Hit::new("ban-non-transactional", format!("{} {NOT_IN_TXN}; do it outside pg_repair", super::sqlparse::command_tag(NodeRef::new(node)))));
+                out.push(Hit::new(Rule::BanNonTransactional, format!("{} {NOT_IN_TXN}; do it outside pg_repair", super::sqlparse::command_tag(NodeRef::new(node)))));
             }
             T::T_AlterDatabaseSetStmt | T::T_AlterDatabaseStmt | T::T_LoadStmt => {
-                out.push(Hit::new("ban-set", format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(NodeRef::new(node)))));
+                out.push(Hit::new(Rule::BanSet, format!("{} changes configuration beyond this run; not a playbook's job", super::sqlparse::command_tag(NodeRef::new(node)))));
             }
             T::T_DiscardStmt => {
                 if (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL {
-                    out.push(Hit::new("ban-non-transactional", format!("DISCARD ALL {NOT_IN_TXN}, and resets the caller's session")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("DISCARD ALL {NOT_IN_TXN}, and resets the caller's session")));
                 } else {
-                    out.push(Hit::new("ban-set", "DISCARD resets parts of the caller's session; remove it"));
+                    out.push(Hit::new(Rule::BanSet, "DISCARD resets parts of the caller's session; remove it"));
                 }
             }
             T::T_AlterDomainStmt => {
                 let sub = (*(node as *mut pg_sys::AlterDomainStmt)).subtype as u8;
                 if sub == b'X' || sub == b'N' {
-                    out.push(Hit::new("ban-drop", "ALTER DOMAIN … DROP CONSTRAINT / DROP NOT NULL removes a rule the data relies on"));
+                    out.push(Hit::new(Rule::BanDrop, "ALTER DOMAIN … DROP CONSTRAINT / DROP NOT NULL removes a rule the data relies on"));
                 }
             }
             T::T_AlterExtensionContentsStmt => {
                 if (*(node as *mut pg_sys::AlterExtensionContentsStmt)).action < 0 {
-                    out.push(Hit::new("ban-drop", "ALTER EXTENSION … DROP detaches an object from its extension"));
+                    out.push(Hit::new(Rule::BanDrop, "ALTER EXTENSION … DROP detaches an object from its extension"));
                 }
             }
             T::T_CreateForeignTableStmt => {
                 if !(*(node as *mut pg_sys::CreateForeignTableStmt)).base.if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE FOREIGN TABLE fails on a second run; write CREATE FOREIGN TABLE IF NOT EXISTS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "CREATE FOREIGN TABLE fails on a second run; write CREATE FOREIGN TABLE IF NOT EXISTS"));
                 }
             }
             T::T_CreateStmt => {
                 if !(*(node as *mut pg_sys::CreateStmt)).if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE TABLE fails on a second run; write CREATE TABLE IF NOT EXISTS"));
+                    out.push(Hit::of(Rule::RequireIfNotExists));
                 }
             }
             T::T_CreateSchemaStmt => {
                 let s = &*(node as *mut pg_sys::CreateSchemaStmt);
                 if !s.if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE SCHEMA fails on a second run; write CREATE SCHEMA IF NOT EXISTS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "CREATE SCHEMA fails on a second run; write CREATE SCHEMA IF NOT EXISTS"));
                 }
                 for e in nodes(s.schemaElts) {
                     walk(e, depth + 1, out);
@@ -452,34 +459,34 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_CreateExtensionStmt => {
                 let name = text((*(node as *mut pg_sys::CreateExtensionStmt)).extname).to_ascii_lowercase();
                 if BANNED_EXTENSIONS.contains(&name.as_str()) {
-                    out.push(Hit::new("ban-extension", format!("CREATE EXTENSION {name}: it reaches outside the transaction or the server's file system (remote sessions, files, untrusted code); never in a playbook")));
+                    out.push(Hit::new(Rule::BanExtension, format!("CREATE EXTENSION {name}: it reaches outside the transaction or the server's file system (remote sessions, files, untrusted code); never in a playbook")));
                 }
                 if !(*(node as *mut pg_sys::CreateExtensionStmt)).if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE EXTENSION fails on a second run; write CREATE EXTENSION IF NOT EXISTS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "CREATE EXTENSION fails on a second run; write CREATE EXTENSION IF NOT EXISTS"));
                 }
             }
             T::T_CreateSeqStmt => {
                 if !(*(node as *mut pg_sys::CreateSeqStmt)).if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE SEQUENCE fails on a second run; write CREATE SEQUENCE IF NOT EXISTS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "CREATE SEQUENCE fails on a second run; write CREATE SEQUENCE IF NOT EXISTS"));
                 }
             }
             T::T_CreateTableAsStmt => {
                 let s = &*(node as *mut pg_sys::CreateTableAsStmt);
                 if !s.if_not_exists {
-                    out.push(Hit::new("require-if-not-exists", "CREATE TABLE/MATERIALIZED VIEW … AS fails on a second run; add IF NOT EXISTS"));
+                    out.push(Hit::new(Rule::RequireIfNotExists, "CREATE TABLE/MATERIALIZED VIEW … AS fails on a second run; add IF NOT EXISTS"));
                 }
                 walk(s.query, depth + 1, out);
             }
             T::T_CreateFunctionStmt => {
                 let s = &*(node as *mut pg_sys::CreateFunctionStmt);
                 if !s.replace {
-                    out.push(Hit::new("require-or-replace", "CREATE FUNCTION/PROCEDURE fails on a second run; write CREATE OR REPLACE"));
+                    out.push(Hit::of(Rule::RequireOrReplace));
                 }
                 if security_definer(s.options) {
-                    out.push(Hit::new("ban-grant", DEFINER));
+                    out.push(Hit::new(Rule::BanGrant, DEFINER));
                 }
                 if s.sql_body.is_null() {
-                    out.push(Hit::new("warn-dynamic-sql", "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));
+                    out.push(Hit::new(Rule::WarnDynamicSql, "function body: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)"));
                 } else {
                     // BEGIN ATOMIC … END: parsed already, so check its statements like any other.
                     let mut stack = vec![s.sql_body];
@@ -494,37 +501,37 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             }
             T::T_ViewStmt => {
                 if !(*(node as *mut pg_sys::ViewStmt)).replace {
-                    out.push(Hit::new("require-or-replace", "CREATE VIEW fails on a second run; write CREATE OR REPLACE VIEW"));
+                    out.push(Hit::new(Rule::RequireOrReplace, "CREATE VIEW fails on a second run; write CREATE OR REPLACE VIEW"));
                 }
             }
             T::T_CreateTrigStmt => {
                 if !(*(node as *mut pg_sys::CreateTrigStmt)).replace {
-                    out.push(Hit::new("require-or-replace", "CREATE TRIGGER fails on a second run; write CREATE OR REPLACE TRIGGER"));
+                    out.push(Hit::new(Rule::RequireOrReplace, "CREATE TRIGGER fails on a second run; write CREATE OR REPLACE TRIGGER"));
                 }
             }
             T::T_CreateEventTrigStmt | T::T_AlterEventTrigStmt => {
-                out.push(Hit::new("ban-event-trigger", "an event trigger runs its function later in other sessions (on every DDL, or at every login from PostgreSQL 17), after the run and outside its guards; not a playbook's job"));
+                out.push(Hit::of(Rule::BanEventTrigger));
             }
             T::T_RuleStmt => {
                 let s = &*(node as *mut pg_sys::RuleStmt);
-                out.push(Hit::new("ban-rule", "CREATE RULE rewrites other statements invisibly; use a trigger or a view"));
+                out.push(Hit::of(Rule::BanRule));
                 for a in nodes(s.actions) {
                     walk(a, depth + 1, out);
                 }
             }
-            T::T_DoStmt => out.push(Hit::new("warn-dynamic-sql", "DO block: its contents cannot be verified statically (runtime enforcement still applies while the playbook runs)")),
-            T::T_CallStmt => out.push(Hit::new("warn-dynamic-sql", "CALL runs a procedure whose contents cannot be verified statically")),
-            T::T_ExecuteStmt => out.push(Hit::new("warn-dynamic-sql", "EXECUTE runs a prepared statement whose contents are not in this file")),
+            T::T_DoStmt => out.push(Hit::of(Rule::WarnDynamicSql)),
+            T::T_CallStmt => out.push(Hit::new(Rule::WarnDynamicSql, "CALL runs a procedure whose contents cannot be verified statically")),
+            T::T_ExecuteStmt => out.push(Hit::new(Rule::WarnDynamicSql, "EXECUTE runs a prepared statement whose contents are not in this file")),
             T::T_ExplainStmt => {
                 let s = &*(node as *mut pg_sys::ExplainStmt);
                 walk(s.query, depth + 1, out);
             }
             T::T_PrepareStmt => {
-                out.push(Hit::new("ban-session-state", "PREPARE leaves a prepared statement in the caller's session after the run"));
+                out.push(Hit::of(Rule::BanSessionState));
                 walk((*(node as *mut pg_sys::PrepareStmt)).query, depth + 1, out)
             }
             T::T_DeclareCursorStmt => {
-                out.push(Hit::new("ban-cursor", "DECLARE CURSOR leaves work that runs after the playbook (a WITH HOLD cursor is computed at COMMIT); use a plain query"));
+                out.push(Hit::of(Rule::BanCursor));
                 walk((*(node as *mut pg_sys::DeclareCursorStmt)).query, depth + 1, out)
             }
             _ => {}
@@ -568,8 +575,6 @@ unsafe fn resets_session(node: *mut pg_sys::Node) -> bool {
     }
 }
 
-/// Rules whose statements are refused at runtime while a playbook runs, whatever path reached
-/// them (DO, functions, EXECUTE, triggers).
 /// PostgreSQL 18's ALTER CONSTRAINT can switch enforcement off (`NOT ENFORCED`: the constraint
 /// stays in the catalog but checks nothing) or stop a NOT NULL constraint's inheritance (`NO
 /// INHERIT`): both remove a guarantee as surely as DROP CONSTRAINT. Before 18, ALTER CONSTRAINT
@@ -601,39 +606,26 @@ unsafe fn weakened_constraint(_def: *mut pg_sys::Node) -> Option<&'static str> {
     None
 }
 
+/// Rules whose statements are refused at runtime while a playbook runs, whatever path reached
+/// them (DO, functions, EXECUTE, triggers).
 pub fn runtime_refusal(node: NodeRef<'_>) -> Option<Hit> {
     let hits = classify_runtime(node);
     hits.into_iter().next()
 }
 
-/// Rules refused at runtime whatever the playbook's waivers say.
-const RUNTIME_ALWAYS: &[&str] = &[
-    "ban-drop",
-    "ban-truncate",
-    "ban-alter-table-drop",
-    "ban-alter-system",
-    "ban-role-change",
-    "ban-role-management",
-    "ban-copy-program",
-    "ban-rule",
-    "ban-cursor",
-    "ban-session-state",
-    "ban-extension",
-    "ban-event-trigger",
-];
-/// Rules refused at runtime unless a current waiver of the playbook lifts them.
-pub const RUNTIME_WAIVABLE: &[&str] = &["ban-grant", "ban-alter-type", "ban-rename"];
-
+/// The hits the runtime refuses in a utility statement, by each rule's [`Runtime`]: DELETE and
+/// UPDATE are judged on the executor's plan instead (hooks.rs), so an EXPLAIN of one is not.
 fn classify_runtime(tree: NodeRef<'_>) -> Vec<Hit> {
     let node = tree.as_ptr();
     let mut out: Vec<Hit> = classify(tree)
         .into_iter()
-        .filter(|h| {
-            RUNTIME_ALWAYS.contains(&h.rule)
-                || (RUNTIME_WAIVABLE.contains(&h.rule) && !crate::enforcement::runtime_allows(h.rule))
-                // Only the session-wide resets: other SETs are undone when the run ends.
-                // SAFETY: `node` is null or live for this call (NodeRef's contract).
-                || (h.rule == "ban-set" && unsafe { resets_session(node) })
+        .filter(|h| match h.rule.runtime() {
+            Runtime::Always => true,
+            Runtime::UnlessWaived => !crate::enforcement::runtime_allows(h.rule),
+            // Only the session-wide resets: other SETs are undone when the run ends.
+            // SAFETY: `node` is null or live for this call (NodeRef's contract).
+            Runtime::SessionOnly => unsafe { resets_session(node) },
+            Runtime::PlanUnlessWaived | Runtime::No => false,
         })
         .collect();
     // SAFETY: `node` is null or live for this call (NodeRef's contract), cast to
@@ -643,7 +635,7 @@ fn classify_runtime(tree: NodeRef<'_>) -> Vec<Hit> {
             let name = text((*(node as *mut pg_sys::VariableSetStmt)).name).to_ascii_lowercase();
             if name == "session_replication_role" {
                 out.push(Hit::new(
-                    "ban-set",
+                    Rule::BanSet,
                     "changing session_replication_role would silence triggers",
                 ));
             }

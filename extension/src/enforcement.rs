@@ -2,6 +2,7 @@
 //! run, or while a check query runs. Only this module sets it; no user can. The hooks
 //! (hooks.rs) read it; a refusal is remembered, so a playbook that catches the error still fails.
 
+use pg_repair_core::Rule;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +12,7 @@ static CHECK: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Rules a current waiver of the running playbook lifts at runtime.
-    static WAIVED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static WAIVED: RefCell<Vec<Rule>> = const { RefCell::new(Vec::new()) };
     /// The first refusal of this region, kept even if the SQL caught the error.
     static VIOLATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -26,9 +27,10 @@ pub fn enforcing() -> bool {
     PLAYBOOK.load(Ordering::Relaxed) || CHECK.load(Ordering::Relaxed)
 }
 
-/// Whether a current waiver of the running playbook lifts this rule at runtime.
-pub fn runtime_allows(rule: &str) -> bool {
-    WAIVED.with(|w| w.borrow().iter().any(|r| r == rule))
+/// Whether a current waiver of the running playbook lifts this rule at runtime (only a rule the
+/// runtime lets a waiver lift: DROP and TRUNCATE stay refused whatever the waivers say).
+pub fn runtime_allows(rule: Rule) -> bool {
+    rule.runtime_waivable() && WAIVED.with(|w| w.borrow().contains(&rule))
 }
 
 pub fn record_violation(message: &str) {
@@ -48,7 +50,7 @@ pub fn violation() -> Option<String> {
 pub struct Region(&'static AtomicBool);
 
 impl Region {
-    pub fn playbook(waived: Vec<String>) -> Region {
+    pub fn playbook(waived: Vec<Rule>) -> Region {
         WAIVED.with(|w| *w.borrow_mut() = waived);
         VIOLATION.with(|v| *v.borrow_mut() = None);
         crate::hooks::forget_function_decisions();

@@ -7,9 +7,17 @@
 //! subtransactions and `PgTryBuilder`), and [`boundary`] — wrapped around the body of every SQL
 //! function — raises them with PostgreSQL's own `errstart`/`errfinish` once nothing Rust-owned is
 //! left alive on the stack.
+//!
+//! The preloaded hooks run outside any SQL function, so no `boundary` catches there:
+//! [`raise_in_hook`] raises through pgrx's own error report instead, which keeps the standard
+//! SQLSTATEs their kinds use.
+//!
+//! Refusals raised from PL/pgSQL rather than Rust use the same SQLSTATE and NAME as their kind
+//! here (see [`Kind::AppendOnly`], [`Kind::Protected`]); `sql_raised_kinds_match` checks them.
 
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
+use pgrx::{PgLogLevel, PgSqlErrorCode};
 use std::any::Any;
 use std::ffi::{c_int, c_void, CString};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -44,6 +52,18 @@ pub enum Kind {
     /// The extension's schema is not exactly one release's (changed outside CREATE/ALTER
     /// EXTENSION): nothing is written or verified against it.
     SchemaMismatch,
+    /// A change that would silence or detach pg_repair's protection (its event triggers, its
+    /// extension membership, schema repair) outside CREATE/ALTER EXTENSION. Raised by the utility
+    /// hook (hooks.rs) and, for what event triggers see, from SQL by repair._protect_objects()
+    /// (sql/protect.sql).
+    Protected,
+    /// An UPDATE, DELETE, TRUNCATE or foreign INSERT on an append-only table. Raised only from
+    /// SQL: repair._deny_modification() and repair._insert_guard() (sql/protect.sql).
+    #[allow(dead_code)]
+    AppendOnly,
+    /// The library was loaded other than through shared_preload_libraries. Raised in _PG_init
+    /// (lib.rs), before any SQL function exists.
+    PreloadRequired,
 }
 
 impl Kind {
@@ -69,6 +89,9 @@ impl Kind {
             Kind::RuntimeBlocked => ("42501", "RUNTIME_BLOCKED"),
             Kind::Tampered => ("XX001", "TAMPERED"),
             Kind::SchemaMismatch => ("55000", "SCHEMA_MISMATCH"),
+            Kind::Protected => ("42501", "PROTECTED"),
+            Kind::AppendOnly => ("42501", "APPEND_ONLY"),
+            Kind::PreloadRequired => ("55000", "PRELOAD_REQUIRED"),
         }
     }
     pub fn code(self) -> &'static str {
@@ -335,6 +358,30 @@ fn repair_error_of(p: &(dyn Any + Send)) -> Option<RepairError> {
     }
 }
 
+/// Raises `e` from code that runs in a `#[pg_guard]` hook rather than under [`boundary`]: through
+/// pgrx's error report, which unwinds the hook's Rust frames and keeps the SQLSTATE as long as it
+/// is one of PostgreSQL's own (pgrx's closed enum would turn an RP… code into XX000, so a kind
+/// with a custom code is an internal error here).
+#[track_caller]
+pub fn raise_in_hook(e: RepairError) -> ! {
+    let code = PgSqlErrorCode::from(make_sqlstate(e.kind.code()));
+    assert!(
+        code != PgSqlErrorCode::ERRCODE_INTERNAL_ERROR || e.kind.code() == "XX000",
+        "internal error: {} ({}) cannot be raised from a hook",
+        e.kind.name(),
+        e.kind.code()
+    );
+    let mut report = ErrorReport::new(code, e.message, "pg_repair hook");
+    if let Some(detail) = e.detail {
+        report = report.set_detail(detail);
+    }
+    if let Some(hint) = e.hint {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ereport(ERROR) returned")
+}
+
 /// Wraps the body of every `#[pg_extern]`: `Err(RepairError)` or a thrown one leaves the function
 /// as an ERROR with exactly its SQLSTATE, detail and hint; anything else propagates unchanged.
 pub fn boundary<R>(f: impl FnOnce() -> Result<R>) -> R {
@@ -354,4 +401,61 @@ pub fn boundary<R>(f: impl FnOnce() -> Result<R>) -> R {
     // or dropped, and the frames it longjmps over are pgrx's wrappers, which hold nothing with a
     // destructor.
     unsafe { raise_now(err) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds raised from PL/pgSQL, which names conditions rather than SQLSTATEs.
+    const SQL_RAISED: &[(Kind, &str)] = &[
+        (Kind::AppendOnly, "insufficient_privilege"),
+        (Kind::Protected, "insufficient_privilege"),
+    ];
+    const CONDITIONS: &[(&str, &str)] = &[("insufficient_privilege", "42501")];
+
+    #[test]
+    fn sql_raised_kinds_match() {
+        let sql = include_str!("../../sql/protect.sql");
+        let mut seen = Vec::new();
+        for raise in sql.split("RAISE EXCEPTION '").skip(1) {
+            let name = raise.split(':').next().unwrap_or_default();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                continue;
+            }
+            let (kind, condition) = SQL_RAISED
+                .iter()
+                .find(|(k, _)| k.name() == name)
+                .unwrap_or_else(|| panic!("{name} is raised in SQL but has no Kind"));
+            let errcode = raise
+                .split("ERRCODE = '")
+                .nth(1)
+                .and_then(|r| r.split('\'').next())
+                .unwrap_or_else(|| panic!("{name}: RAISE without ERRCODE"));
+            assert_eq!(errcode, *condition, "{name}");
+            let code = CONDITIONS.iter().find(|(c, _)| *c == errcode).unwrap().1;
+            assert_eq!(code, kind.code(), "{name}");
+            seen.push(*kind);
+        }
+        for (kind, _) in SQL_RAISED {
+            assert!(seen.contains(kind), "{} is not raised in SQL", kind.name());
+        }
+    }
+
+    #[test]
+    fn hook_kinds_keep_their_sqlstate_through_pgrx() {
+        for kind in [Kind::RuntimeBlocked, Kind::Protected, Kind::Cancelled] {
+            let code = PgSqlErrorCode::from(make_sqlstate(kind.code()));
+            assert_ne!(code, PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "{kind:?}");
+            assert_eq!(unpack_sqlstate(code as c_int), kind.code());
+        }
+        assert_eq!(
+            PgSqlErrorCode::from(make_sqlstate(Kind::RuntimeBlocked.code())),
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+        );
+        assert_eq!(
+            PgSqlErrorCode::from(make_sqlstate(Kind::Cancelled.code())),
+            PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        );
+    }
 }

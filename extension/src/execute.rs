@@ -127,10 +127,10 @@ pub fn execute(req: &Request) -> Result<Value> {
             vec![],
         )
     } else {
-        let waived: Vec<String> = waivers
+        let waived: Vec<pg_repair_core::Rule> = waivers
             .iter()
-            .filter(|w| w.until.as_str() >= today.as_str())
-            .map(|w| w.rule.clone())
+            .filter(|w| w.is_current(&today))
+            .map(|w| w.rule)
             .collect();
         run_statements(&RunPlan {
             statements: &statements,
@@ -149,7 +149,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         .iter()
         .filter_map(|f| lint::waived_by(f, &waivers, &today))
         .map(|w| WaiverUsed {
-            rule: w.rule.clone(),
+            rule: w.rule.id().to_string(),
             until: w.until.clone(),
             because: w.because.clone(),
         })
@@ -227,7 +227,7 @@ struct RunPlan<'a> {
     stmt_ms: i32,
     requires_after: &'a [String],
     /// Rules a current waiver lifts at runtime (only the waivable ones take effect).
-    waived: Vec<String>,
+    waived: Vec<pg_repair_core::Rule>,
 }
 
 /// Fires every pending deferred trigger event now (SET CONSTRAINTS ALL IMMEDIATE), if there is

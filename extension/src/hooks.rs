@@ -21,7 +21,9 @@
 //! installed script does. After the run's statement timeout fires, every further statement of the
 //! run is refused, so SQL that catches the cancel cannot keep working.
 
+use crate::errors::{raise_in_hook, Kind, RepairError};
 use crate::parse_tree::NodeRef;
+use pg_repair_core::Rule;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, CStr};
@@ -186,27 +188,32 @@ mod raw {
     }
 }
 
-fn runtime_blocked(what: &str, why: &str) -> ! {
-    let message = format!("RUNTIME_BLOCKED: {what} is refused while a playbook runs");
+/// Refuses `what`, which breaks `rule`, while a playbook runs.
+fn runtime_blocked(what: &str, rule: Rule, why: &str) -> ! {
+    let e = RepairError::new(
+        Kind::RuntimeBlocked,
+        format!("{what} ({rule}) is refused while a playbook runs"),
+    )
+    .detail(format!(
+        "{why} The run fails and everything it did is rolled back."
+    ));
     // Remembered: SQL that catches this error still fails the run.
-    crate::enforcement::record_violation(&message);
-    ereport!(
-        ERROR,
-        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        message,
-        format!("{why} The run fails and everything it did is rolled back.")
-    );
+    crate::enforcement::record_violation(&e.message);
+    raise_in_hook(e)
 }
 
 /// After the run's own statement timeout fired: no further statement of the run may start.
 fn refuse_after_timeout() {
     if crate::timeout::fired() {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
-            "canceling statement due to the playbook's statement timeout",
-            "The run's statement timeout has fired; nothing more of it may run."
-        );
+        // Worded as PostgreSQL's own cancel (no NAME prefix): it is one, made to last.
+        raise_in_hook(RepairError {
+            kind: Kind::Cancelled,
+            message: "canceling statement due to the playbook's statement timeout".into(),
+            detail: Some(
+                "The run's statement timeout has fired; nothing more of it may run.".into(),
+            ),
+            hint: None,
+        });
     }
 }
 
@@ -225,19 +232,18 @@ unsafe extern "C-unwind" fn refuse_protected(pstmt: *mut pg_sys::PlannedStmt) {
             refuse_after_timeout();
             if let Some(hit) = crate::classify::runtime_refusal(stmt) {
                 let what = crate::sqlparse::command_tag(stmt);
-                runtime_blocked(&format!("{what} ({})", hit.rule), &hit.message);
+                runtime_blocked(&what, hit.rule, &hit.message);
             }
         }
         if pg_sys::creating_extension {
             return;
         }
         if let Some(what) = refused(stmt) {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("PROTECTED: {what} is refused"),
-                "It would silence or detach pg_repair's audit protection. To remove the \
-                 extension, use DROP EXTENSION pg_repair (it drops its data)."
+            raise_in_hook(
+                RepairError::new(Kind::Protected, format!("{what} is refused")).detail(
+                    "It would silence or detach pg_repair's audit protection. To remove the \
+                     extension, use DROP EXTENSION pg_repair (it drops its data).",
+                ),
             );
         }
     }
@@ -316,7 +322,7 @@ unsafe fn foreign_table(stmt: *mut pg_sys::PlannedStmt) -> Option<String> {
 ///
 /// # Safety
 /// `stmt` is a live PlannedStmt.
-unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &'static str)> {
+unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, Rule)> {
     // SAFETY: `stmt` is live (caller's contract); planTree and the subplans List hold Plan nodes
     // (or null), each cast to ModifyTable only when its tag says so.
     unsafe {
@@ -331,14 +337,14 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
                 continue;
             }
             let mt = &*(plan as *mut pg_sys::ModifyTable);
-            let hits: Vec<(&'static str, &'static str)> = match mt.operation {
-                pg_sys::CmdType::CMD_DELETE => vec![("DELETE", "ban-delete")],
-                pg_sys::CmdType::CMD_UPDATE => vec![("UPDATE", "ban-update")],
+            let hits: Vec<(&'static str, Rule)> = match mt.operation {
+                pg_sys::CmdType::CMD_DELETE => vec![("DELETE", Rule::BanDelete)],
+                pg_sys::CmdType::CMD_UPDATE => vec![("UPDATE", Rule::BanUpdate)],
                 pg_sys::CmdType::CMD_MERGE => merge_hits(mt),
                 pg_sys::CmdType::CMD_INSERT
                     if mt.onConflictAction == pg_sys::OnConflictAction::ONCONFLICT_UPDATE =>
                 {
-                    vec![("INSERT … ON CONFLICT DO UPDATE", "ban-update")]
+                    vec![("INSERT … ON CONFLICT DO UPDATE", Rule::BanUpdate)]
                 }
                 _ => vec![],
             };
@@ -358,8 +364,8 @@ unsafe fn refused_dml(stmt: *mut pg_sys::PlannedStmt) -> Option<(&'static str, &
 ///
 /// # Safety
 /// `mt` is a ModifyTable node of a live plan.
-unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, &'static str)> {
-    let mut hits = vec![("MERGE", "ban-update")];
+unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, Rule)> {
+    let mut hits = vec![("MERGE", Rule::BanUpdate)];
     // SAFETY: mergeActionLists is a List (one per result relation) of Lists of MergeAction nodes,
     // built by the planner for this plan and alive for the executor's whole run.
     let deletes = unsafe {
@@ -369,7 +375,7 @@ unsafe fn merge_hits(mt: &pg_sys::ModifyTable) -> Vec<(&'static str, &'static st
             .any(|a| (*(a as *mut pg_sys::MergeAction)).commandType == pg_sys::CmdType::CMD_DELETE)
     };
     if deletes {
-        hits.push(("MERGE … THEN DELETE", "ban-delete"));
+        hits.push(("MERGE … THEN DELETE", Rule::BanDelete));
     }
     hits
 }
@@ -391,15 +397,21 @@ unsafe extern "C-unwind" fn refuse_dml(
             refuse_after_timeout();
             if let Some((what, rule)) = refused_dml((*query_desc).plannedstmt) {
                 runtime_blocked(
-                    &format!("{what} ({rule})"),
-                    "Playbooks restore structure; they do not change or remove rows (a current waiver of the playbook can lift ban-delete/ban-update).",
+                    what,
+                    rule,
+                    &format!(
+                        "Playbooks restore structure; they do not change or remove rows (a current waiver of the playbook can lift {}/{}).",
+                        Rule::BanDelete,
+                        Rule::BanUpdate
+                    ),
                 );
             }
         }
         if let Some(name) = foreign_table((*query_desc).plannedstmt) {
             runtime_blocked(
-                &format!("access to foreign table {name} (ban-remote)"),
-                "A foreign table is a session on another server: its work escapes this transaction and the rollback.",
+                &format!("access to foreign table {name}"),
+                Rule::BanRemote,
+                Rule::BanRemote.message(),
             );
         }
     }
@@ -458,7 +470,7 @@ thread_local! {
     /// under another name over the same symbol (LANGUAGE internal) is refused too.
     static BANNED_SYMBOLS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
     /// Per region: function oid -> (name, rule) if refused. Cleared when a region starts.
-    static DECISIONS: std::cell::RefCell<std::collections::HashMap<u32, Option<(String, &'static str)>>> =
+    static DECISIONS: std::cell::RefCell<std::collections::HashMap<u32, Option<(String, Rule)>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
@@ -527,7 +539,7 @@ unsafe fn implementation(oid: pg_sys::Oid) -> Option<(u32, String, Option<String
 
 /// # Safety
 /// Called inside a transaction (catalog lookups).
-unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
+unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, Rule)> {
     // SAFETY: catalog lookups by oid inside the caller's transaction; the names they return are
     // palloc'd C strings, read only when non-null.
     unsafe {
@@ -539,7 +551,7 @@ unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
         if pg_sys::get_func_namespace(oid).to_u32() == pg_sys::PG_CATALOG_NAMESPACE
             && BANNED_BUILTINS.contains(&name.as_str())
         {
-            return Some((name, "ban-function"));
+            return Some((name, Rule::BanFunction));
         }
         // The same code under another name: a LANGUAGE internal function over a banned
         // built-in's symbol, or a LANGUAGE C function from a remote-session library.
@@ -550,12 +562,12 @@ unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
                 if BANNED_SYMBOLS
                     .with(|b| b.borrow().as_ref().is_some_and(|s| s.contains(&src))) =>
             {
-                return Some((name, "ban-function"));
+                return Some((name, Rule::BanFunction));
             }
             Some((C_LANGUAGE, _, Some(bin)))
                 if REMOTE_EXTENSIONS.iter().any(|lib| bin.contains(lib)) =>
             {
-                return Some((name, "ban-remote"));
+                return Some((name, Rule::BanRemote));
             }
             _ => {}
         }
@@ -565,7 +577,7 @@ unsafe fn decide_function(oid: pg_sys::Oid) -> Option<(String, &'static str)> {
             if !ext_name.is_null()
                 && REMOTE_EXTENSIONS.contains(&CStr::from_ptr(ext_name).to_str().unwrap_or(""))
             {
-                return Some((name, "ban-remote"));
+                return Some((name, Rule::BanRemote));
             }
         }
         None
@@ -591,9 +603,11 @@ unsafe extern "C-unwind" fn judge_function(oid: pg_sys::Oid) {
             }
         };
         if let Some((name, rule)) = hit {
+            // One wording for both rules: it names the remote server too.
             runtime_blocked(
-                &format!("function {name} ({rule})"),
-                "It acts outside this run: on other sessions, the server, large objects, locks held past the run, or a remote server.",
+                &format!("function {name}"),
+                rule,
+                Rule::BanFunction.message(),
             );
         }
     }

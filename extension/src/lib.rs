@@ -55,11 +55,12 @@ pub extern "C-unwind" fn _PG_init() {
     // repair.* settings of its own: refuse instead of trusting them.
     // SAFETY: a plain bool global, read on the loading process's only thread.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
-        ereport!(
-            ERROR,
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "PRELOAD_REQUIRED: pg_repair must be loaded via shared_preload_libraries",
-            "Add pg_repair to shared_preload_libraries in postgresql.conf and restart the server."
+        errors::raise_in_hook(
+            errors::RepairError::new(
+                errors::Kind::PreloadRequired,
+                "pg_repair must be loaded via shared_preload_libraries",
+            )
+            .detail("Add pg_repair to shared_preload_libraries in postgresql.conf and restart the server."),
         );
     }
     // pgrx attaches a captured Rust backtrace to errors it relays; with RUST_BACKTRACE in the

@@ -2,12 +2,12 @@
 //! classified against the rules (classify.rs), positions in file coordinates; and waivers.
 
 use crate::{classify, sqlparse};
-use pg_repair_core::{severity_of, text_safety, Severity, Waiver};
+use pg_repair_core::{text_safety, Rule, Severity, Waiver};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub rule: &'static str,
+    pub rule: Rule,
     pub severity: Severity,
     /// 1-based statement number, None for findings about the whole body.
     pub statement: Option<usize>,
@@ -18,6 +18,23 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding under `rule`, with the rule's own severity, at `(line, col)` in the file.
+    pub fn new(
+        rule: Rule,
+        statement: Option<usize>,
+        (line, col): (u32, u32),
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            statement,
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "rule": self.rule,
@@ -35,43 +52,37 @@ pub fn lint_body(sql: &str, body_line: u32) -> Vec<Finding> {
     let to_file_line = |l: u32| l + body_line - 1;
     let parsed = sqlparse::with_statements(sql, |stmts| {
         if stmts.is_empty() {
-            return vec![Finding {
-                rule: "empty-body",
-                severity: Severity::Error,
-                statement: None,
-                line: body_line,
-                col: 1,
-                message: "the body has no SQL statement (only comments or semicolons)".into(),
-            }];
+            return vec![Finding::new(
+                Rule::EmptyBody,
+                None,
+                (body_line, 1),
+                Rule::EmptyBody.message(),
+            )];
         }
         stmts
             .iter()
             .flat_map(|(stmt, node)| {
-                classify::classify(*node)
-                    .into_iter()
-                    .map(move |hit| Finding {
-                        rule: hit.rule,
-                        severity: severity_of(hit.rule).unwrap_or(Severity::Error),
-                        statement: Some(stmt.n),
-                        line: to_file_line(stmt.line),
-                        col: stmt.col,
-                        message: hit.message,
-                    })
+                classify::classify(*node).into_iter().map(move |hit| {
+                    Finding::new(
+                        hit.rule,
+                        Some(stmt.n),
+                        (to_file_line(stmt.line), stmt.col),
+                        hit.message,
+                    )
+                })
             })
             .collect()
     });
     parsed.unwrap_or_else(|e| {
-        vec![Finding {
-            rule: "syntax-error",
-            severity: Severity::Error,
-            statement: None,
-            line: to_file_line(e.line),
-            col: e.col,
-            message: format!(
+        vec![Finding::new(
+            Rule::SyntaxError,
+            None,
+            (to_file_line(e.line), e.col),
+            format!(
                 "{} (fix the SQL so PostgreSQL's parser accepts it)",
                 e.message
             ),
-        }]
+        )]
     })
 }
 
@@ -80,32 +91,31 @@ pub fn lint_check(sql: &str, body_line: u32) -> Vec<Finding> {
     let mut findings = lint_body(sql, body_line);
     if findings
         .iter()
-        .any(|f| f.rule == "syntax-error" || f.rule == "empty-body")
+        .any(|f| matches!(f.rule, Rule::SyntaxError | Rule::EmptyBody))
     {
         return findings;
     }
     let extra = sqlparse::with_statements(sql, |stmts| {
         let mut out = Vec::new();
         if stmts.len() != 1 {
-            out.push(Finding {
-                rule: "ban-non-select-check",
-                severity: Severity::Error,
-                statement: stmts.get(1).map(|(s, _)| s.n),
-                line: stmts.get(1).map_or(body_line, |(s, _)| s.line + body_line - 1),
-                col: stmts.get(1).map_or(1, |(s, _)| s.col),
-                message: format!("a check is exactly one query returning the violating rows; found {} statements", stmts.len()),
-            });
+            out.push(Finding::new(
+                Rule::BanNonSelectCheck,
+                stmts.get(1).map(|(s, _)| s.n),
+                (
+                    stmts.get(1).map_or(body_line, |(s, _)| s.line + body_line - 1),
+                    stmts.get(1).map_or(1, |(s, _)| s.col),
+                ),
+                format!("a check is exactly one query returning the violating rows; found {} statements", stmts.len()),
+            ));
         }
         if let Some((stmt, node)) = stmts.first() {
             if !classify::is_read_only_query(*node) {
-                out.push(Finding {
-                    rule: "ban-non-select-check",
-                    severity: Severity::Error,
-                    statement: Some(stmt.n),
-                    line: stmt.line + body_line - 1,
-                    col: stmt.col,
-                    message: "a check must be a read-only SELECT (no INTO, FOR UPDATE/SHARE, or data-modifying WITH)".into(),
-                });
+                out.push(Finding::new(
+                    Rule::BanNonSelectCheck,
+                    Some(stmt.n),
+                    (stmt.line + body_line - 1, stmt.col),
+                    Rule::BanNonSelectCheck.message(),
+                ));
             }
         }
         out
@@ -120,17 +130,13 @@ pub fn lint_check(sql: &str, body_line: u32) -> Vec<Finding> {
 pub fn hidden_characters(sql: &str, body_line: u32) -> Vec<Finding> {
     text_safety::scan_body(sql)
         .into_iter()
-        .map(|hit| Finding {
-            rule: hit.rule(),
-            severity: if hit.is_error() {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            statement: None,
-            line: hit.line + body_line - 1,
-            col: hit.col,
-            message: hit.message(),
+        .map(|hit| {
+            Finding::new(
+                hit.rule(),
+                None,
+                (hit.line + body_line - 1, hit.col),
+                hit.message(),
+            )
         })
         .collect()
 }
@@ -150,12 +156,16 @@ pub fn from_json(stored: &Value) -> Vec<Value> {
     stored.as_array().cloned().unwrap_or_default()
 }
 
-/// Whether a finding is waived on `today` (YYYY-MM-DD) by one of the playbook's waivers.
+/// Whether a finding is waived on `today` (YYYY-MM-DD) by one of the playbook's waivers. A
+/// stored finding under a rule this release does not know is waived by nothing.
 pub fn waived_by<'a>(finding: &Value, waivers: &'a [Waiver], today: &str) -> Option<&'a Waiver> {
-    let rule = finding.get("rule").and_then(Value::as_str)?;
+    let rule = finding
+        .get("rule")
+        .and_then(Value::as_str)
+        .and_then(Rule::from_id)?;
     waivers
         .iter()
-        .find(|w| w.rule == rule && w.until.as_str() >= today)
+        .find(|w| w.rule == rule && w.is_current(today))
 }
 
 /// Error findings not lifted by a current waiver: these refuse execution (guard 7).

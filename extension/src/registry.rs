@@ -216,7 +216,8 @@ impl Current {
             .map(|a| {
                 a.iter()
                     .map(|w| Waiver {
-                        rule: w["rule"].as_str().unwrap_or_default().into(),
+                        rule: serde_json::from_value(w["rule"].clone())
+                            .expect("a stored waiver names a known rule"),
                         until: w["until"].as_str().unwrap_or_default().into(),
                         because: w["because"].as_str().unwrap_or_default().into(),
                     })

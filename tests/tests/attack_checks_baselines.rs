@@ -5,6 +5,7 @@
 mod attack_common;
 
 use attack_common::*;
+use pg_repair_core::Rule;
 use pg_repair_tests::{one, register, Cluster};
 use postgres::Client;
 
@@ -165,17 +166,17 @@ fn check_injection_never_runs() {
         (
             "inj_two",
             "SELECT 1 WHERE false; SELECT pg_advisory_lock(42)",
-            Some("ban-non-select-check"),
+            Some(Rule::BanNonSelectCheck.id()),
         ),
         (
             "inj_two_nl",
             "SELECT 1 WHERE false;\nSELECT pg_advisory_lock(43);",
-            Some("ban-non-select-check"),
+            Some(Rule::BanNonSelectCheck.id()),
         ),
         (
             "inj_semis",
             "SELECT 1 WHERE false;;SELECT pg_advisory_lock(44)",
-            Some("ban-non-select-check"),
+            Some(Rule::BanNonSelectCheck.id()),
         ),
         (
             "inj_paren",
@@ -202,7 +203,7 @@ fn check_injection_never_runs() {
         (
             "inj_lock_then_select",
             "SELECT pg_advisory_lock(47); SELECT 1 WHERE false",
-            Some("ban-non-select-check"),
+            Some(Rule::BanNonSelectCheck.id()),
         ),
     ];
     let mut carol = c.connect(&db, "carol");

@@ -7,6 +7,7 @@
 mod attack_common;
 
 use attack_common::*;
+use pg_repair_core::Rule;
 use pg_repair_tests::{one, playbook, Cluster};
 use postgres::{Client, NoTls};
 use serde_json::Value;
@@ -179,7 +180,7 @@ fn cursors_are_a_lint_error_and_refused_at_runtime() {
         "DECLARE c CURSOR FOR SELECT auth.wipe();",
         "DECLARE c BINARY NO SCROLL CURSOR WITH HOLD FOR SELECT auth.wipe();",
     ] {
-        assert_lint_error(c, &db, body, "ban-cursor");
+        assert_lint_error(c, &db, body, Rule::BanCursor.id());
     }
     assert_refused_rp007(
         c,
@@ -262,9 +263,14 @@ fn prepare_is_a_lint_error_and_refused_at_runtime() {
         c,
         &db,
         "PREPARE p_evil AS DELETE FROM auth.victim;",
-        "ban-session-state",
+        Rule::BanSessionState.id(),
     );
-    assert_lint_error(c, &db, "PREPARE p_sel AS SELECT 1;", "ban-session-state");
+    assert_lint_error(
+        c,
+        &db,
+        "PREPARE p_sel AS SELECT 1;",
+        Rule::BanSessionState.id(),
+    );
     assert_refused_rp007(
         c,
         &db,
@@ -801,94 +807,121 @@ fn privilege_type_and_rename_statements_are_lint_errors_and_refused() {
     let c = Cluster::shared();
     let db = target_db(c, "atk_stmt_static");
     let cases: &[(&str, &str)] = &[
-        ("ban-grant", "GRANT SELECT ON public.victim TO bob;"),
+        (Rule::BanGrant.id(), "GRANT SELECT ON public.victim TO bob;"),
         (
-            "ban-grant",
+            Rule::BanGrant.id(),
             "GRANT ALL ON ALL TABLES IN SCHEMA public TO bob;",
         ),
-        ("ban-grant", "REVOKE SELECT ON public.victim FROM dave;"),
-        ("ban-grant", "GRANT USAGE ON SCHEMA auth TO bob;"),
         (
-            "ban-grant",
+            Rule::BanGrant.id(),
+            "REVOKE SELECT ON public.victim FROM dave;",
+        ),
+        (Rule::BanGrant.id(), "GRANT USAGE ON SCHEMA auth TO bob;"),
+        (
+            Rule::BanGrant.id(),
             "REVOKE EXECUTE ON FUNCTION auth.wipe() FROM PUBLIC;",
         ),
         (
-            "ban-grant",
+            Rule::BanGrant.id(),
             "ALTER DEFAULT PRIVILEGES IN SCHEMA auth GRANT SELECT ON TABLES TO bob;",
         ),
-        ("ban-grant", "ALTER TABLE public.victim OWNER TO atk_owner;"),
-        ("ban-grant", "ALTER SCHEMA auth OWNER TO atk_owner;"),
         (
-            "ban-grant",
+            Rule::BanGrant.id(),
+            "ALTER TABLE public.victim OWNER TO atk_owner;",
+        ),
+        (Rule::BanGrant.id(), "ALTER SCHEMA auth OWNER TO atk_owner;"),
+        (
+            Rule::BanGrant.id(),
             "ALTER FUNCTION auth.wipe() OWNER TO atk_owner;",
         ),
         (
-            "ban-alter-type",
+            Rule::BanAlterType.id(),
             "ALTER TABLE public.victim ALTER COLUMN note TYPE int USING length(note);",
         ),
         (
-            "ban-alter-type",
+            Rule::BanAlterType.id(),
             "ALTER TABLE public.victim ALTER note SET DATA TYPE varchar(1);",
         ),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
             "ALTER TABLE public.victim RENAME TO victim_old;",
         ),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
             "ALTER TABLE IF EXISTS public.victim RENAME TO victim_old;",
         ),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
             "ALTER TABLE public.victim RENAME COLUMN note TO note_old;",
         ),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
             "ALTER TABLE public.victim RENAME CONSTRAINT victim_pkey TO vp;",
         ),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
             "ALTER INDEX public.victim_pkey RENAME TO vp2;",
         ),
-        ("ban-rename", "ALTER VIEW public.victim_view RENAME TO vv;"),
         (
-            "ban-rename",
+            Rule::BanRename.id(),
+            "ALTER VIEW public.victim_view RENAME TO vv;",
+        ),
+        (
+            Rule::BanRename.id(),
             "ALTER SEQUENCE public.victim_seq RENAME TO vs;",
         ),
-        ("ban-rename", "ALTER SCHEMA auth RENAME TO auth_old;"),
         (
-            "ban-rule",
+            Rule::BanRename.id(),
+            "ALTER SCHEMA auth RENAME TO auth_old;",
+        ),
+        (
+            Rule::BanRule.id(),
             "CREATE RULE victim_rule AS ON INSERT TO public.victim DO INSTEAD NOTHING;",
         ),
-        ("ban-set", "RESET ALL;"),
+        (Rule::BanSet.id(), "RESET ALL;"),
         ("ban-set|ban-non-transactional", "DISCARD ALL;"),
-        ("ban-set", "DISCARD TEMP;"),
-        ("ban-set", "DISCARD PLANS;"),
+        (Rule::BanSet.id(), "DISCARD TEMP;"),
+        (Rule::BanSet.id(), "DISCARD PLANS;"),
         (
-            "ban-copy-program",
+            Rule::BanCopyProgram.id(),
             "COPY public.victim TO PROGRAM 'cat > /dev/null';",
         ),
         (
-            "ban-copy-program",
+            Rule::BanCopyProgram.id(),
             "COPY public.victim TO '/tmp/pg_repair_copy_out.csv';",
         ),
         (
-            "ban-copy-program",
+            Rule::BanCopyProgram.id(),
             "COPY public.victim FROM '/tmp/pg_repair_copy_in.csv';",
         ),
-        ("ban-extension", "CREATE EXTENSION IF NOT EXISTS dblink;"),
         (
-            "ban-extension",
+            Rule::BanExtension.id(),
+            "CREATE EXTENSION IF NOT EXISTS dblink;",
+        ),
+        (
+            Rule::BanExtension.id(),
             "CREATE EXTENSION IF NOT EXISTS postgres_fdw;",
         ),
-        ("ban-extension", "CREATE EXTENSION IF NOT EXISTS file_fdw;"),
-        ("ban-extension", "CREATE EXTENSION IF NOT EXISTS adminpack;"),
         (
-            "ban-extension",
+            Rule::BanExtension.id(),
+            "CREATE EXTENSION IF NOT EXISTS file_fdw;",
+        ),
+        (
+            Rule::BanExtension.id(),
+            "CREATE EXTENSION IF NOT EXISTS adminpack;",
+        ),
+        (
+            Rule::BanExtension.id(),
             "CREATE EXTENSION IF NOT EXISTS plpython3u;",
         ),
-        ("ban-extension", "CREATE EXTENSION IF NOT EXISTS plperlu;"),
-        ("ban-extension", "CREATE EXTENSION IF NOT EXISTS pltclu;"),
+        (
+            Rule::BanExtension.id(),
+            "CREATE EXTENSION IF NOT EXISTS plperlu;",
+        ),
+        (
+            Rule::BanExtension.id(),
+            "CREATE EXTENSION IF NOT EXISTS pltclu;",
+        ),
     ];
     let before = fingerprint(c, &db);
     for (i, (rule, body)) in cases.iter().enumerate() {
@@ -1085,11 +1118,11 @@ fn waivers_lift_grant_type_and_rename_but_never_copy_program_or_extensions() {
     let waive = |rule: &str| format!("waive: {rule} until 2099-12-31 because issue 7 waiver test");
     // lifted statically and dynamically
     let lifted = [
-        ("w_grant", "ban-grant", "GRANT SELECT ON public.victim TO bob;", "SELECT has_table_privilege('bob', 'public.victim', 'SELECT')"),
-        ("w_grant_dyn", "ban-grant", "DO $$ BEGIN EXECUTE 'GRANT USAGE ON SCHEMA auth TO bob'; END $$;", "SELECT has_schema_privilege('bob', 'auth', 'USAGE')"),
-        ("w_type", "ban-alter-type", "ALTER TABLE public.retype ALTER COLUMN note TYPE varchar(5);", "SELECT format_type(atttypid, atttypmod) = 'character varying(5)' FROM pg_attribute WHERE attrelid = 'public.retype'::regclass AND attname = 'note'"),
-        ("w_rename", "ban-rename", "ALTER SEQUENCE public.victim_seq RENAME TO victim_seq2;", "SELECT to_regclass('public.victim_seq2') IS NOT NULL"),
-        ("w_rename_dyn", "ban-rename", "DO $$ BEGIN EXECUTE 'ALTER VIEW public.victim_view RENAME TO victim_view2'; END $$;", "SELECT to_regclass('public.victim_view2') IS NOT NULL"),
+        ("w_grant", Rule::BanGrant.id(), "GRANT SELECT ON public.victim TO bob;", "SELECT has_table_privilege('bob', 'public.victim', 'SELECT')"),
+        ("w_grant_dyn", Rule::BanGrant.id(), "DO $$ BEGIN EXECUTE 'GRANT USAGE ON SCHEMA auth TO bob'; END $$;", "SELECT has_schema_privilege('bob', 'auth', 'USAGE')"),
+        ("w_type", Rule::BanAlterType.id(), "ALTER TABLE public.retype ALTER COLUMN note TYPE varchar(5);", "SELECT format_type(atttypid, atttypmod) = 'character varying(5)' FROM pg_attribute WHERE attrelid = 'public.retype'::regclass AND attname = 'note'"),
+        ("w_rename", Rule::BanRename.id(), "ALTER SEQUENCE public.victim_seq RENAME TO victim_seq2;", "SELECT to_regclass('public.victim_seq2') IS NOT NULL"),
+        ("w_rename_dyn", Rule::BanRename.id(), "DO $$ BEGIN EXECUTE 'ALTER VIEW public.victim_view RENAME TO victim_view2'; END $$;", "SELECT to_regclass('public.victim_view2') IS NOT NULL"),
     ];
     for (id, rule, body, probe) in lifted {
         let hash = reg(c, &db, &playbook_with(id, &[&waive(rule)], body));
@@ -1106,32 +1139,36 @@ fn waivers_lift_grant_type_and_rename_but_never_copy_program_or_extensions() {
     let never = [
         (
             "w_copy",
-            "ban-copy-program",
+            Rule::BanCopyProgram.id(),
             dynamic(&format!(
                 "COPY public.victim TO PROGRAM 'cat > {dir}/{db}_w.csv'"
             )),
         ),
         (
             "w_ext",
-            "ban-extension",
+            Rule::BanExtension.id(),
             dynamic("CREATE EXTENSION IF NOT EXISTS dblink"),
         ),
         (
             "w_drop",
-            "ban-drop",
+            Rule::BanDrop.id(),
             dynamic("DROP TABLE public.victim CASCADE"),
         ),
         (
             "w_truncate",
-            "ban-truncate",
+            Rule::BanTruncate.id(),
             dynamic("TRUNCATE public.victim CASCADE"),
         ),
         (
             "w_alter_system",
-            "ban-alter-system",
+            Rule::BanAlterSystem.id(),
             dynamic("ALTER SYSTEM SET work_mem = '77MB'"),
         ),
-        ("w_role", "ban-role-change", dynamic("SET ROLE alice")),
+        (
+            "w_role",
+            Rule::BanRoleChange.id(),
+            dynamic("SET ROLE alice"),
+        ),
     ];
     for (id, rule, body) in never {
         let hash = reg(c, &db, &playbook_with(id, &[&waive(rule)], &body));
@@ -1243,7 +1280,7 @@ fn more_grant_forms_are_refused() {
     let before: String = one(&mut su, &probe);
     for (i, stmt) in stmts.iter().enumerate() {
         assert_runtime_blocked(c, &db, "admin2", &format!("grant_{i}"), &dynamic(stmt));
-        assert_lint_error(c, &db, &format!("{stmt};"), "ban-grant");
+        assert_lint_error(c, &db, &format!("{stmt};"), Rule::BanGrant.id());
         let now: String = one(&mut su, &probe);
         assert_eq!(now, before, "{stmt}");
     }

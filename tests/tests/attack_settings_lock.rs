@@ -7,6 +7,7 @@ mod attack_common;
 
 use attack_common::*;
 use pg_repair_core::chain::lock_key;
+use pg_repair_core::Rule;
 use pg_repair_tests::{one, playbook, Cluster, Conf};
 use postgres::{Client, NoTls};
 use serde_json::Value;
@@ -96,7 +97,7 @@ fn an_expired_waiver_stays_expired_under_any_datestyle() {
         assert!(
             findings
                 .iter()
-                .any(|(r, s)| r == "ban-delete" && s == "error"),
+                .any(|(r, s)| r == Rule::BanDelete.id() && s == "error"),
             "DateStyle {ds}: {findings:?}"
         );
     }

@@ -4,6 +4,7 @@
 //! lift), and robustness: huge bodies, deep nesting, a few hundred random and garbage inputs to
 //! repair.lint and repair.register, and invalid UTF-8 — never a crashed backend.
 
+use pg_repair_core::Rule;
 use pg_repair_tests::{db_error, execute, one, register, Cluster};
 use postgres::Client;
 use serde_json::{json, Value};
@@ -103,32 +104,49 @@ fn corpus_source(body: &str) -> String {
 }
 
 const ERROR_RULES: &[&str] = &[
-    "ban-drop",
-    "ban-truncate",
-    "ban-delete",
-    "ban-update",
-    "ban-data-modifying-cte",
-    "ban-alter-table-drop",
-    "ban-alter-system",
-    "ban-transaction-control",
-    "ban-set",
-    "ban-role-change",
-    "ban-role-management",
-    "ban-copy-program",
-    "ban-non-transactional",
-    "require-if-not-exists",
-    "require-or-replace",
-    "ban-rule",
-    "ban-grant",
-    "ban-alter-type",
-    "ban-rename",
-    "ban-cursor",
-    "ban-session-state",
-    "ban-extension",
-    "ban-event-trigger",
-    "syntax-error",
-    "empty-body",
+    Rule::BanDrop.id(),
+    Rule::BanTruncate.id(),
+    Rule::BanDelete.id(),
+    Rule::BanUpdate.id(),
+    Rule::BanDataModifyingCte.id(),
+    Rule::BanAlterTableDrop.id(),
+    Rule::BanAlterSystem.id(),
+    Rule::BanTransactionControl.id(),
+    Rule::BanSet.id(),
+    Rule::BanRoleChange.id(),
+    Rule::BanRoleManagement.id(),
+    Rule::BanCopyProgram.id(),
+    Rule::BanNonTransactional.id(),
+    Rule::RequireIfNotExists.id(),
+    Rule::RequireOrReplace.id(),
+    Rule::BanRule.id(),
+    Rule::BanGrant.id(),
+    Rule::BanAlterType.id(),
+    Rule::BanRename.id(),
+    Rule::BanCursor.id(),
+    Rule::BanSessionState.id(),
+    Rule::BanExtension.id(),
+    Rule::BanEventTrigger.id(),
+    Rule::SyntaxError.id(),
+    Rule::EmptyBody.id(),
 ];
+
+/// The corpus covers every error-level lint rule a playbook can break (ban-non-select-check is
+/// for checks only; the control-character rules have their own tests in terminal.rs).
+#[test]
+fn error_rules_are_every_playbook_error_rule_of_the_catalogue() {
+    let mut catalogue: Vec<&str> = Rule::ALL
+        .iter()
+        .filter(|r| r.class() == pg_repair_core::rules::Class::Lint)
+        .filter(|r| r.severity() == pg_repair_core::Severity::Error)
+        .filter(|r| **r != Rule::BanNonSelectCheck)
+        .map(|r| r.id())
+        .collect();
+    let mut listed = ERROR_RULES.to_vec();
+    catalogue.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(listed, catalogue);
+}
 
 #[test]
 fn destructive_corpus_cases_are_each_an_error_with_the_expected_rule() {
@@ -151,7 +169,7 @@ fn destructive_corpus_cases_are_each_an_error_with_the_expected_rule() {
         *per_rule.entry(case.rule.as_str()).or_default() += 1;
     }
     for rule in ERROR_RULES {
-        let min = if matches!(*rule, "empty-body") { 2 } else { 3 };
+        let min = if *rule == Rule::EmptyBody.id() { 2 } else { 3 };
         let n = per_rule.get(rule).copied().unwrap_or(0);
         assert!(
             n >= min,
@@ -272,11 +290,11 @@ fn positions_are_file_lines_and_columns() {
     assert_eq!(
         got,
         vec![
-            ("ban-drop", Some(1), 7, 5),
-            ("ban-drop", Some(2), 7, 26),
-            ("ban-truncate", Some(3), 8, 12),
-            ("ban-delete", Some(4), 9, 2),
-            ("ban-update", Some(5), 9, 44),
+            (Rule::BanDrop.id(), Some(1), 7, 5),
+            (Rule::BanDrop.id(), Some(2), 7, 26),
+            (Rule::BanTruncate.id(), Some(3), 8, 12),
+            (Rule::BanDelete.id(), Some(4), 9, 2),
+            (Rule::BanUpdate.id(), Some(5), 9, 44),
         ],
         "{f:#?}"
     );
@@ -295,7 +313,7 @@ fn a_syntax_error_is_one_finding_with_the_parsers_message_and_position() {
     let s = &f[0];
     assert_eq!(
         (s.rule.as_str(), s.severity.as_str(), s.line, s.col),
-        ("syntax-error", "error", 4, 15),
+        (Rule::SyntaxError.id(), "error", 4, 15),
         "{s:#?}"
     );
     assert!(
@@ -309,7 +327,7 @@ fn a_syntax_error_is_one_finding_with_the_parsers_message_and_position() {
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(
         (f[0].rule.as_str(), f[0].line, f[0].col),
-        ("syntax-error", 4, 17),
+        (Rule::SyntaxError.id(), 4, 17),
         "{f:#?}"
     );
     // an unterminated dollar quote reports where it starts
@@ -318,7 +336,7 @@ fn a_syntax_error_is_one_finding_with_the_parsers_message_and_position() {
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(
         (f[0].rule.as_str(), f[0].line, f[0].col),
-        ("syntax-error", 4, 10),
+        (Rule::SyntaxError.id(), 4, 10),
         "{f:#?}"
     );
     assert!(
@@ -360,9 +378,9 @@ fn register_stores_findings_and_execute_refuses_lint_errors() {
     assert_eq!(
         rules,
         vec![
-            ("ban-drop", 3),
-            ("warn-dynamic-sql", 4),
-            ("ban-truncate", 5)
+            (Rule::BanDrop.id(), 3),
+            (Rule::WarnDynamicSql.id(), 4),
+            (Rule::BanTruncate.id(), 5)
         ]
     );
     let mut alice = c.connect(&db, "alice");
@@ -398,7 +416,7 @@ fn a_current_waiver_lets_a_delete_run_and_an_expired_one_does_not() {
     let r = execute(&mut alice, "dedupe", &hash, "TICKET-9 remove duplicates").unwrap();
     assert_eq!(r["status"], "SUCCESS", "{r}");
     assert_eq!(one::<i64>(&mut su, "SELECT count(*) FROM public.dups"), 1);
-    let want = json!({"rule": "ban-delete", "until": "2999-12-31",
+    let want = json!({"rule": Rule::BanDelete.id(), "until": "2999-12-31",
                       "because": "TICKET-9 cleanup of known duplicates"});
     assert_eq!(r["waivers"], json!([want.clone()]), "{r}");
     let audit: Value = su
@@ -501,17 +519,25 @@ fn preview_shows_lint_findings_with_waived_until_and_the_waivers() {
             .unwrap_or_else(|| panic!("no {rule} in {p}"))
             .clone()
     };
-    let delete = by_rule("ban-delete");
+    let delete = by_rule(Rule::BanDelete.id());
     assert_eq!(delete["waived_until"], "2999-12-31", "{p}");
     assert_eq!(
         (delete["line"].as_i64(), delete["statement"].as_i64()),
         (Some(4), Some(1))
     );
-    assert_eq!(by_rule("ban-truncate")["waived_until"], Value::Null, "{p}");
-    assert_eq!(by_rule("warn-dynamic-sql")["severity"], "warning", "{p}");
+    assert_eq!(
+        by_rule(Rule::BanTruncate.id())["waived_until"],
+        Value::Null,
+        "{p}"
+    );
+    assert_eq!(
+        by_rule(Rule::WarnDynamicSql.id())["severity"],
+        "warning",
+        "{p}"
+    );
     assert_eq!(
         p["waivers"],
-        json!([{"rule": "ban-delete", "until": "2999-12-31", "because": "TICKET-4 bad rows"}])
+        json!([{"rule": Rule::BanDelete.id(), "until": "2999-12-31", "because": "TICKET-4 bad rows"}])
     );
     let g7 = p["guards"]
         .as_array()
@@ -554,7 +580,7 @@ fn ten_thousand_statements_lint_clean_in_reasonable_time() {
         f.iter()
             .map(|f| (f.rule.as_str(), f.statement, f.line))
             .collect::<Vec<_>>(),
-        vec![("ban-drop", Some(5001), 5003)]
+        vec![(Rule::BanDrop.id(), Some(5001), 5003)]
     );
 }
 
@@ -602,7 +628,11 @@ fn deep_nesting_gives_a_finding_or_a_clean_error() {
     match &r {
         Ok(f) => {
             println!("100,000 parentheses: {}", summary(f));
-            assert!(f.iter().all(|f| f.rule == "syntax-error"), "{}", summary(f));
+            assert!(
+                f.iter().all(|f| f.rule == Rule::SyntaxError.id()),
+                "{}",
+                summary(f)
+            );
         }
         Err(e) => println!("100,000 parentheses: {e}"),
     }
@@ -1071,7 +1101,7 @@ fn repair_lint_applies_the_files_own_waivers() {
     let findings = lint(&mut a, &current).unwrap();
     let f = findings
         .iter()
-        .find(|f| f.rule == "require-if-not-exists")
+        .find(|f| f.rule == Rule::RequireIfNotExists.id())
         .expect("the finding is still reported");
     assert_eq!(f.severity, "waived", "{}", summary(&findings));
     assert!(
@@ -1090,7 +1120,7 @@ fn repair_lint_applies_the_files_own_waivers() {
     assert!(
         findings
             .iter()
-            .any(|f| f.rule == "require-if-not-exists" && f.severity == "error"),
+            .any(|f| f.rule == Rule::RequireIfNotExists.id() && f.severity == "error"),
         "an expired waiver lifts nothing: {}",
         summary(&findings)
     );
@@ -1101,7 +1131,7 @@ fn repair_lint_applies_the_files_own_waivers() {
     assert!(
         findings
             .iter()
-            .any(|f| f.rule == "require-if-not-exists" && f.severity == "error"),
+            .any(|f| f.rule == Rule::RequireIfNotExists.id() && f.severity == "error"),
         "{}",
         summary(&findings)
     );

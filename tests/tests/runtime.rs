@@ -2,6 +2,7 @@
 //! triggers, prepared statements) is refused while a playbook runs; the target and its rows
 //! survive, the run is FAILED and audited. Outside execute nothing is blocked.
 
+use pg_repair_core::Rule;
 use pg_repair_tests::{execute, one, playbook, register, Cluster};
 use serde_json::Value;
 
@@ -329,7 +330,7 @@ fn an_update_waiver_does_not_lift_a_merge_that_deletes() {
         assert_eq!(r["error_code"], "42501", "{id}: {r}");
         let msg = r["error_message"].as_str().unwrap_or_default();
         assert!(
-            msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-delete"),
+            msg.contains("RUNTIME_BLOCKED") && msg.contains(Rule::BanDelete.id()),
             "{id}: {msg}"
         );
         let mut a = c.connect(&db, "alice");
@@ -387,7 +388,7 @@ fn a_playbook_cannot_leave_an_event_trigger_behind() {
     assert_eq!(r["error_code"], "42501", "{r}");
     let msg = r["error_message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("RUNTIME_BLOCKED") && msg.contains("ban-event-trigger"),
+        msg.contains("RUNTIME_BLOCKED") && msg.contains(Rule::BanEventTrigger.id()),
         "{msg}"
     );
     // written plainly, lint refuses it before anything runs
@@ -426,7 +427,10 @@ fn a_foreign_key_cannot_be_switched_to_not_enforced() {
     );
     let stmt = format!("ALTER TABLE public.victim_child ALTER CONSTRAINT {fk} NOT ENFORCED");
     let lint = lint_errors(c, &db, &stmt);
-    assert!(lint.iter().any(|r| r == "ban-alter-table-drop"), "{lint:?}");
+    assert!(
+        lint.iter().any(|r| r == Rule::BanAlterTableDrop.id()),
+        "{lint:?}"
+    );
     let r = run(
         c,
         &db,
@@ -466,7 +470,10 @@ fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
         .unwrap();
     let stmt = "ALTER TABLE public.victim ALTER COLUMN doubled SET EXPRESSION AS (id * 3)";
     let lint = lint_errors(c, &db, stmt);
-    assert!(lint.iter().any(|r| r == "ban-alter-type"), "{lint:?}");
+    assert!(
+        lint.iter().any(|r| r == Rule::BanAlterType.id()),
+        "{lint:?}"
+    );
     let r = run(
         c,
         &db,
@@ -480,4 +487,46 @@ fn a_generated_column_cannot_be_recomputed_without_a_waiver() {
         "SELECT sum(doubled) FROM public.victim",
     );
     assert_eq!(total, 12, "the generated column was recomputed");
+}
+
+/// The hooks' refusals keep their exact SQLSTATE, message and detail (they are raised through
+/// errors::Kind): PROTECTED for what event triggers cannot see, RUNTIME_BLOCKED inside a run.
+#[test]
+fn hook_refusals_keep_their_sqlstate_and_wording() {
+    let c = Cluster::shared();
+    let db = victim_db(c, "rt_wording");
+    let e = pg_repair_tests::db_error(
+        c.connect(&db, "postgres")
+            .batch_execute("DROP SCHEMA repair CASCADE"),
+    );
+    assert_eq!(e.code().code(), "42501", "{}", e.message());
+    assert_eq!(e.message(), "PROTECTED: DROP SCHEMA repair is refused");
+    assert_eq!(
+        e.detail(),
+        Some(
+            "It would silence or detach pg_repair's audit protection. To remove the extension, \
+             use DROP EXTENSION pg_repair (it drops its data)."
+        )
+    );
+
+    for (id, body, message) in [
+        (
+            "wording_truncate",
+            "DO $$ BEGIN EXECUTE 'TRUNCATE public.victim'; END $$;",
+            "statement 1: RUNTIME_BLOCKED: TRUNCATE TABLE (ban-truncate) is refused while a \
+             playbook runs (rolled back)",
+        ),
+        (
+            "wording_delete",
+            "DO $$ BEGIN EXECUTE 'DELETE FROM public.victim'; END $$;",
+            "statement 1: RUNTIME_BLOCKED: DELETE (ban-delete) is refused while a playbook runs \
+             (rolled back)",
+        ),
+    ] {
+        let hash = register(&mut c.connect(&db, "carol"), &playbook(id, body)).1;
+        let r = execute(&mut c.connect(&db, "alice"), id, &hash, "wording").expect("execute");
+        assert_eq!(r["status"], "FAILED", "{id}: {r}");
+        assert_eq!(r["error_code"], "42501", "{id}: {r}");
+        assert_eq!(r["error_message"], message, "{id}: {r}");
+    }
 }

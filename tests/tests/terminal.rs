@@ -3,6 +3,7 @@
 //! enforces (even on a row written without them), and a reason or request id must be plain,
 //! visible text.
 
+use pg_repair_core::Rule;
 use pg_repair_tests::{db_error, execute, playbook, register, Cluster};
 use postgres::Client;
 use serde_json::Value;
@@ -36,7 +37,7 @@ fn lint(c: &mut Client, source: &str) -> Vec<Finding> {
 fn hidden(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
-        .filter(|f| f.rule.starts_with("control-character"))
+        .filter(|f| f.rule.starts_with(Rule::ControlCharacter.id()))
         .collect()
 }
 
@@ -107,10 +108,10 @@ fn hidden_characters_in_the_body_are_findings_with_file_positions() {
     assert_eq!(
         got,
         vec![
-            ("control-character", "error", 3, 36),
-            ("control-character-in-literal", "warning", 4, 13),
-            ("control-character-in-literal", "warning", 5, 19),
-            ("control-character", "error", 6, 13),
+            (Rule::ControlCharacter.id(), "error", 3, 36),
+            (Rule::ControlCharacterInLiteral.id(), "warning", 4, 13),
+            (Rule::ControlCharacterInLiteral.id(), "warning", 5, 19),
+            (Rule::ControlCharacter.id(), "error", 6, 13),
         ],
         "{f:?}"
     );
@@ -153,11 +154,18 @@ fn guard_7_refuses_a_body_with_a_hidden_character_in_code_and_a_literal_warning_
         )
         .unwrap()
         .get(0);
-    assert!(stored.to_string().contains("control-character"), "{stored}");
+    assert!(
+        stored.to_string().contains(Rule::ControlCharacter.id()),
+        "{stored}"
+    );
     let mut alice = c.connect(&db, "alice");
     let e = db_error(execute(&mut alice, "trojan", &hash, "ticket 1"));
     assert_eq!(e.code().code(), "RP007", "{}", e.message());
-    assert!(e.message().contains("control-character"), "{}", e.message());
+    assert!(
+        e.message().contains(Rule::ControlCharacter.id()),
+        "{}",
+        e.message()
+    );
 
     let (_, hash, _) = register(&mut carol, &playbook("bell", "SELECT 'ding\u{7}' AS x;"));
     let r = execute(&mut alice, "bell", &hash, "ticket 2").expect("a warning does not block");

@@ -417,6 +417,7 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pg_repair_core::Rule;
 
     fn finding(rule: &str, severity: &str, line: Option<i32>, col: Option<i32>) -> Finding {
         Finding {
@@ -440,9 +441,9 @@ mod tests {
         let r = FileReport {
             file: "p.sql".into(),
             findings: vec![
-                finding("ban-drop", "error", Some(5), Some(1)),
-                finding("warn-dynamic-sql", "warning", Some(7), None),
-                finding("empty-body", "error", None, None),
+                finding(Rule::BanDrop.id(), "error", Some(5), Some(1)),
+                finding(Rule::WarnDynamicSql.id(), "warning", Some(7), None),
+                finding(Rule::EmptyBody.id(), "error", None, None),
             ],
             problem: None,
         };

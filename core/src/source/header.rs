@@ -3,6 +3,7 @@
 use super::layout::{HeaderLine, Layout};
 use super::values::{self, shown};
 use super::{Check, ParseError, Playbook, Waiver};
+use crate::rules::Rule;
 use crate::suggest::{close_matches, or_list};
 use crate::text_safety;
 use std::collections::HashMap;
@@ -126,7 +127,7 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
     let mut lock_timeout_ms = None;
     let mut statement_timeout_ms = None;
     let mut waivers: Vec<Waiver> = Vec::new();
-    let mut waived_on: HashMap<String, u32> = HashMap::new();
+    let mut waived_on: HashMap<Rule, u32> = HashMap::new();
 
     for h in &layout.header {
         plain_text(h)?;
@@ -154,7 +155,7 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
                         waiver.rule
                     )));
                 }
-                waived_on.insert(waiver.rule.clone(), h.line);
+                waived_on.insert(waiver.rule, h.line);
                 waivers.push(waiver);
             }
             _ => {}

@@ -10,14 +10,25 @@ mod values;
 
 use serde::Serialize;
 
+use crate::rules::Rule;
+
 pub use header::{CHECK_KEYS, PLAYBOOK_KEYS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Waiver {
-    pub rule: String,
+    /// Always a waivable rule ([`Rule::waivable`]): the parser refuses any other.
+    pub rule: Rule,
     /// `YYYY-MM-DD`, a valid calendar date.
     pub until: String,
     pub because: String,
+}
+
+impl Waiver {
+    /// Whether the waiver still lifts its rule on `today` (`YYYY-MM-DD`): through its `until`
+    /// day inclusive. Both dates are zero-padded `YYYY-MM-DD`, so text order is date order.
+    pub fn is_current(&self, today: &str) -> bool {
+        self.until.as_str() >= today
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,5 +234,48 @@ fn no_header(layout: &layout::Layout<'_>) -> ParseError {
     ParseError {
         line: layout.first_line,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiver(until: &str) -> Waiver {
+        Waiver {
+            rule: Rule::BanDelete,
+            until: until.into(),
+            because: "TICKET-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_waiver_is_current_through_its_until_day() {
+        let w = waiver("2030-06-15");
+        assert!(w.is_current("2000-01-01"));
+        assert!(w.is_current("2030-06-14"));
+        assert!(
+            w.is_current("2030-06-15"),
+            "the until day itself is included"
+        );
+        assert!(!w.is_current("2030-06-16"));
+        assert!(!w.is_current("2031-01-01"));
+        // Zero-padded dates order as text across months and years.
+        assert!(waiver("2030-10-01").is_current("2030-09-30"));
+        assert!(!waiver("2029-12-31").is_current("2030-01-01"));
+    }
+
+    #[test]
+    fn a_parsed_waiver_carries_its_rule() {
+        let p = parse_playbook(
+            "-- repair: w\n-- title: t\n-- waive: ban-delete until 2030-01-31 because TICKET-1\n\nSELECT 1;\n",
+        )
+        .unwrap();
+        assert_eq!(p.waivers, vec![waiver("2030-01-31")]);
+        assert!(p.waivers[0].is_current("2030-01-31"));
+        assert_eq!(
+            serde_json::to_value(&p.waivers[0]).unwrap(),
+            serde_json::json!({"rule": "ban-delete", "until": "2030-01-31", "because": "TICKET-1"})
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! knows the line. Messages say what was wrong and what to write instead.
 
 use super::Waiver;
-use crate::rules::RULES;
+use crate::rules::{Class, Rule};
 use crate::suggest::close_matches;
 
 /// Echoed input is shortened so a pathological line cannot produce a megabyte-long message.
@@ -312,7 +312,7 @@ pub(super) fn waiver(value: &str) -> Result<Waiver, String> {
     if rule.is_empty() {
         return Err(format!("empty waiver: {template}"));
     }
-    check_rule(rule)?;
+    let rule = check_rule(rule)?;
     let (keyword, rest) = token(rest);
     if keyword != "until" {
         return Err(format!(
@@ -336,7 +336,7 @@ pub(super) fn waiver(value: &str) -> Result<Waiver, String> {
         ));
     }
     Ok(Waiver {
-        rule: rule.to_string(),
+        rule,
         until: until.to_string(),
         because: because.to_string(),
     })
@@ -348,17 +348,23 @@ fn token(s: &str) -> (&str, &str) {
     s.split_at(s.find(char::is_whitespace).unwrap_or(s.len()))
 }
 
-fn check_rule(rule: &str) -> Result<(), String> {
-    if RULES.iter().any(|(id, _)| *id == rule) {
-        return Ok(());
+fn check_rule(rule: &str) -> Result<Rule, String> {
+    match Rule::from_id(rule) {
+        Some(known) if known.waivable() => return Ok(known),
+        Some(known) if known.class() == Class::Unwaivable => {
+            return Err(format!(
+                "`{rule}` cannot be waived: remove the hidden character, or write it as an escape \
+                 inside a string literal (E'\\u202e', chr(8238))"
+            ))
+        }
+        // A runtime-only rule is no lint rule: unknown to a waiver.
+        _ => {}
     }
-    if crate::rules::UNWAIVABLE.iter().any(|(id, _)| *id == rule) {
-        return Err(format!(
-            "`{rule}` cannot be waived: remove the hidden character, or write it as an escape \
-             inside a string literal (E'\\u202e', chr(8238))"
-        ));
-    }
-    let ids: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<&str> = Rule::ALL
+        .iter()
+        .filter(|r| r.waivable())
+        .map(|r| r.id())
+        .collect();
     let close = close_matches(rule, &ids);
     let advice = if close.is_empty() {
         "see repair.lint rules for the rules a waiver can name".to_string()
