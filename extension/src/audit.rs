@@ -11,7 +11,6 @@ use pg_repair_core::records::RunRow;
 use pg_repair_core::time::Utc;
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
 
@@ -226,7 +225,7 @@ fn log_head(table: &str, key: &str, row_hash: &str) {
 /// removed, breaks the link. None when the label has no such captures (as on a fresh install).
 /// baseline_captures is the only chain that began with 0.2.0.
 fn link_to_unchained(label: &str, before_seq: Option<i64>) -> Option<String> {
-    Spi::get_one_with_args::<JsonB>(
+    crate::spi::one::<JsonB>(
         "SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object( \
                   'row', pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash', \
                   'counts', (SELECT COALESCE(pg_catalog.jsonb_object_agg(c.table_name, c.row_count), '{}') \
@@ -236,7 +235,6 @@ fn link_to_unchained(label: &str, before_seq: Option<i64>) -> Option<String> {
           WHERE r.label = $1 AND r.row_hash IS NULL AND ($2::bigint IS NULL OR r.seq < $2)",
         &[label.into(), before_seq.into()],
     )
-    .expect("captures from before 0.2.0")
     .map(|d| digest_of(&d.0))
 }
 
@@ -248,23 +246,21 @@ pub fn digest_of(doc: &Value) -> String {
 
 /// The document of one playbook_versions row, every column, as stored.
 pub fn version_doc(id: &str, version: i32) -> Option<Value> {
-    Spi::get_one_with_args::<JsonB>(
+    crate::spi::one::<JsonB>(
         "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(v)) FROM repair.playbook_versions v \
           WHERE v.playbook_id = $1 AND v.version = $2",
         &[id.into(), version.into()],
     )
-    .expect("version row")
     .map(|j| j.0)
 }
 
 /// The counts of one baseline capture as a {table: count} document.
 pub fn counts_doc(capture_id: &str) -> Value {
-    Spi::get_one_with_args::<JsonB>(
+    crate::spi::one::<JsonB>(
         "SELECT COALESCE(pg_catalog.jsonb_object_agg(table_name, row_count), '{}') \
            FROM repair.baseline_counts WHERE capture_id = $1::uuid",
         &[capture_id.into()],
     )
-    .expect("baseline counts")
     .map_or(Value::Object(Map::new()), |j| j.0)
 }
 
@@ -349,57 +345,48 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
     );
     // First chained rows of a chain that began with 0.2.0: (id, seq, key, prev_hash), whose link
     // to the rows from before it is checked after the scan.
-    let first_links: Vec<(String, i64, String, Option<String>)> = Spi::connect(|client| {
-        let mut cursor = client.open_cursor(&query, &[]);
-        // (chain key, stored row_hash of its previous row). Links are checked against the stored
-        // hash, so one edited row is reported once and the rows after it still verify.
-        let mut last: Option<(String, Option<String>)> = None;
-        let mut first_links = Vec::new();
-        loop {
-            let batch = cursor.fetch(BATCH).expect("fetch");
-            if batch.is_empty() {
-                return first_links;
-            }
-            for row in batch {
-                let id: String = row.get(1).ok().flatten().unwrap_or_default();
-                let key: String = row.get(2).ok().flatten().unwrap_or_default();
-                let prev: Option<String> = row.get(3).ok().flatten();
-                let stored: Option<String> = row.get(4).ok().flatten();
-                let seq: i64 = row.get(5).ok().flatten().unwrap_or_default();
-                let doc: Option<String> = row.get(6).ok().flatten();
-                v.rows_checked += 1;
-                if c.chained_since_0_2_0 && stored.is_none() {
-                    // A capture made before 0.2.0, never chained: acceptable only before its
-                    // label's chain begins.
-                    if matches!(&last, Some((k, Some(_))) if *k == key) {
-                        v.add(table, Some(id), Some(seq), Some(&key), format!(
+    let mut first_links: Vec<(String, i64, String, Option<String>)> = Vec::new();
+    // (chain key, stored row_hash of its previous row). Links are checked against the stored
+    // hash, so one edited row is reported once and the rows after it still verify.
+    let mut last: Option<(String, Option<String>)> = None;
+    crate::spi::for_each(&query, &[], BATCH, |row| {
+        let id: String = row.get(1).ok().flatten().unwrap_or_default();
+        let key: String = row.get(2).ok().flatten().unwrap_or_default();
+        let prev: Option<String> = row.get(3).ok().flatten();
+        let stored: Option<String> = row.get(4).ok().flatten();
+        let seq: i64 = row.get(5).ok().flatten().unwrap_or_default();
+        let doc: Option<String> = row.get(6).ok().flatten();
+        v.rows_checked += 1;
+        if c.chained_since_0_2_0 && stored.is_none() {
+            // A capture made before 0.2.0, never chained: acceptable only before its
+            // label's chain begins.
+            if matches!(&last, Some((k, Some(_))) if *k == key) {
+                v.add(table, Some(id), Some(seq), Some(&key), format!(
                             "repair.{table} seq {seq} ({key_col} {key}): an unchained row after the chain began (inserted)"));
-                    }
-                    last = Some((key, None));
-                    continue;
-                }
-                let expected_prev = match &last {
-                    Some((k, h)) if *k == key => h.clone(),
-                    _ => None,
-                };
-                if c.chained_since_0_2_0 && expected_prev.is_none() {
-                    first_links.push((id.clone(), seq, key.clone(), prev.clone()));
-                } else if prev != expected_prev {
-                    v.add(table, Some(id.clone()), Some(seq), Some(&key), format!(
+            }
+            last = Some((key, None));
+            return;
+        }
+        let expected_prev = match &last {
+            Some((k, h)) if *k == key => h.clone(),
+            _ => None,
+        };
+        if c.chained_since_0_2_0 && expected_prev.is_none() {
+            first_links.push((id.clone(), seq, key.clone(), prev.clone()));
+        } else if prev != expected_prev {
+            v.add(table, Some(id.clone()), Some(seq), Some(&key), format!(
                         "repair.{table} seq {seq} ({key_col} {key}): prev_hash {} does not link to the previous row's row_hash {} (a row was deleted, inserted or reordered)",
                         prev.as_deref().unwrap_or("NULL"), expected_prev.as_deref().unwrap_or("NULL")));
-                }
-                let recomputed = doc
-                    .and_then(|d| row_document(&d))
-                    .map(|d| chain_hash(prev.as_deref(), &d))
-                    .unwrap_or_default();
-                if stored.as_deref() != Some(recomputed.as_str()) {
-                    v.add(table, Some(id), Some(seq), Some(&key), format!(
-                        "repair.{table} seq {seq} ({key_col} {key}): row_hash does not match the row's content (the row was edited)"));
-                }
-                last = Some((key, stored));
-            }
         }
+        let recomputed = doc
+            .and_then(|d| row_document(&d))
+            .map(|d| chain_hash(prev.as_deref(), &d))
+            .unwrap_or_default();
+        if stored.as_deref() != Some(recomputed.as_str()) {
+            v.add(table, Some(id), Some(seq), Some(&key), format!(
+                        "repair.{table} seq {seq} ({key_col} {key}): row_hash does not match the row's content (the row was edited)"));
+        }
+        last = Some((key, stored));
     });
     for (id, seq, key, prev) in first_links {
         let expected = link_to_unchained(&key, Some(seq));
@@ -438,38 +425,32 @@ fn verify_versions(schema: Schema, v: &mut Verification) {
     // (id, version, hash, canonical, Some(digest pinned by its event, None for an event written
     // before digests existed) or None without any event).
     type Row = (String, i32, String, String, Option<Option<String>>);
-    let rows: Vec<Row> = Spi::connect(|client| {
-        // A 0.1.0 schema has no version digests: its events pin the hash only (as 0.1.0 did).
-        let digest = match schema {
-            Schema::Current => "ev.version_digest",
-            Schema::V0_1_0 => "NULL::text",
-        };
-        let rows = client.select(
-            &format!("SELECT v.playbook_id, v.version, v.hash, v.canonical, e.found, e.version_digest \
-               FROM repair.playbook_versions v \
-               LEFT JOIN LATERAL (SELECT true AS found, {digest} AS version_digest FROM repair.registry_events ev \
-                                   WHERE ev.playbook_id = v.playbook_id AND ev.version = v.version \
-                                     AND ev.hash = v.hash AND ev.action IN ('new', 'updated') \
-                                   ORDER BY ev.seq LIMIT 1) e ON true \
-              ORDER BY v.playbook_id, v.version"),
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
+    // A 0.1.0 schema has no version digests: its events pin the hash only (as 0.1.0 did).
+    let digest = match schema {
+        Schema::Current => "ev.version_digest",
+        Schema::V0_1_0 => "NULL::text",
+    };
+    let rows: Vec<Row> = crate::spi::rows(
+        &format!("SELECT v.playbook_id, v.version, v.hash, v.canonical, e.found, e.version_digest \
+           FROM repair.playbook_versions v \
+           LEFT JOIN LATERAL (SELECT true AS found, {digest} AS version_digest FROM repair.registry_events ev \
+                               WHERE ev.playbook_id = v.playbook_id AND ev.version = v.version \
+                                 AND ev.hash = v.hash AND ev.action IN ('new', 'updated') \
+                               ORDER BY ev.seq LIMIT 1) e ON true \
+          ORDER BY v.playbook_id, v.version"),
+        &[],
+        |row| {
             let found: Option<bool> = row.get(5)?;
             let digest: Option<String> = row.get(6)?;
-            out.push((
+            Ok((
                 row.get(1)?.unwrap_or_default(),
                 row.get(2)?.unwrap_or_default(),
                 row.get(3)?.unwrap_or_default(),
                 row.get(4)?.unwrap_or_default(),
                 found.map(|_| digest),
-            ));
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .expect("versions");
+            ))
+        },
+    );
     for (id, version, hash, canonical, pinned) in rows {
         v.rows_checked += 1;
         let mut why = Vec::new();
@@ -500,25 +481,19 @@ fn verify_versions(schema: Schema, v: &mut Verification) {
 }
 
 fn verify_baseline_counts(v: &mut Verification) {
-    let rows: Vec<(String, String, i64, String)> = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT capture_id::text, label, seq, counts_digest FROM repair.baseline_captures \
-              WHERE counts_digest IS NOT NULL ORDER BY seq",
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push((
+    let rows: Vec<(String, String, i64, String)> = crate::spi::rows(
+        "SELECT capture_id::text, label, seq, counts_digest FROM repair.baseline_captures \
+          WHERE counts_digest IS NOT NULL ORDER BY seq",
+        &[],
+        |row| {
+            Ok((
                 row.get(1)?.unwrap_or_default(),
                 row.get(2)?.unwrap_or_default(),
                 row.get(3)?.unwrap_or_default(),
                 row.get(4)?.unwrap_or_default(),
-            ));
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .expect("baseline captures");
+            ))
+        },
+    );
     for (id, label, seq, digest) in rows {
         if digest_of(&counts_doc(&id)) != digest {
             v.add(
@@ -550,12 +525,14 @@ pub fn head() -> String {
             } else {
                 ""
             };
-            let heads: Option<JsonB> = Spi::get_one(&format!(
+            let heads: Option<JsonB> = crate::spi::one(
+                &format!(
                 "SELECT COALESCE(pg_catalog.jsonb_object_agg({key_col}, row_hash), '{{}}') FROM \
                    (SELECT DISTINCT ON ({key_col}) {key_col}, row_hash FROM repair.{table} \
                      {chained_only} ORDER BY {key_col}, seq DESC) h"
-            ))
-            .expect("heads");
+            ),
+                &[],
+            );
             let heads = heads.map_or(Value::Object(Map::new()), |j| j.0);
             if !*chained_since_0_2_0 || heads.as_object().is_some_and(|m| !m.is_empty()) {
                 all.insert((*table).into(), heads);

@@ -15,23 +15,15 @@ use std::time::{Duration, Instant};
 
 /// Every user table the session user may count: SELECT on the table, USAGE on its schema.
 fn user_tables(session: pg_sys::Oid) -> Vec<String> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT t.table_name FROM repair.user_tables() t \
+    crate::spi::rows(
+        "SELECT t.table_name FROM repair.user_tables() t \
                JOIN pg_catalog.pg_class c ON c.oid = t.relid \
               WHERE pg_catalog.has_table_privilege($1, t.relid, 'SELECT') \
                 AND pg_catalog.has_schema_privilege($1, c.relnamespace, 'USAGE') \
               ORDER BY t.table_name",
-            None,
-            &[session.into()],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r.get::<String>(1)?.unwrap_or_default());
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .expect("user tables")
+        &[session.into()],
+        |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+    )
 }
 
 /// Names of listed tables; each must be a table the session user may count.
@@ -39,7 +31,7 @@ fn names_of(tables: &[pg_sys::Oid], session: pg_sys::Oid) -> Result<Vec<String>>
     tables
         .iter()
         .map(|oid| {
-            let row = Spi::get_two_with_args::<String, bool>(
+            let row = crate::spi::query(
                 "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), \
                         pg_catalog.has_table_privilege($2, c.oid, 'SELECT') \
                         AND pg_catalog.has_schema_privilege($2, c.relnamespace, 'USAGE') \
@@ -47,8 +39,16 @@ fn names_of(tables: &[pg_sys::Oid], session: pg_sys::Oid) -> Result<Vec<String>>
                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                   WHERE c.oid = $1 AND c.relkind IN ('r', 'p')",
                 &[(*oid).into(), session.into()],
+                |rows| {
+                    if rows.is_empty() {
+                        return Ok(None);
+                    }
+                    let r = rows.first();
+                    Ok(Some((r.get::<String>(1)?, r.get::<bool>(2)?)))
+                },
             )
-            .ok();
+            .ok()
+            .flatten();
             match row {
                 Some((Some(name), Some(true))) => Ok(name),
                 Some((Some(name), _)) => Err(RepairError::new(
@@ -71,9 +71,7 @@ fn names_of(tables: &[pg_sys::Oid], session: pg_sys::Oid) -> Result<Vec<String>>
 fn count(table: &str, session: pg_sys::Oid) -> i64 {
     let _as = AsUser::switch(session, false);
     // `table` comes from format('%I.%I'): already quoted.
-    Spi::get_one::<i64>(&format!("SELECT pg_catalog.count(*) FROM {table}"))
-        .expect("count")
-        .unwrap_or(0)
+    crate::spi::one::<i64>(&format!("SELECT pg_catalog.count(*) FROM {table}"), &[]).unwrap_or(0)
 }
 
 /// Counts with a progress NOTICE at most once a second (pgrepair shows them).
@@ -135,23 +133,21 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
             // (unchained; after the UPDATE the label's chain begins with its next capture).
             Schema::V0_1_0 => {
                 v.insert("label".into(), json!(label));
-                Spi::run_with_args(
+                crate::spi::run(
                     "INSERT INTO repair.baseline_captures \
                        (capture_id, label, scope, captured_at, session_user_name, table_count) \
                      SELECT r.capture_id, r.label, r.scope, r.captured_at, r.session_user_name, r.table_count \
                        FROM pg_catalog.jsonb_populate_record(NULL::repair.baseline_captures, $1) r",
                     &[pgrx::JsonB(Value::Object(v)).into()],
-                )
-                .expect("capture");
+                );
             }
         }
         let (names, rows): (Vec<String>, Vec<i64>) = counts.iter().cloned().unzip();
-        Spi::run_with_args(
+        crate::spi::run(
             "INSERT INTO repair.baseline_counts (capture_id, table_name, row_count) \
              SELECT $1::uuid, t, c FROM unnest($2::text[], $3::bigint[]) AS u(t, c)",
             &[capture_id.as_str().into(), names.into(), rows.into()],
-        )
-        .expect("counts");
+        );
         Ok(counts)
     })
 }
@@ -164,20 +160,8 @@ pub type Drift = (String, String, Option<i64>, Option<i64>);
 pub fn verify(label: &str, capture_id: Option<String>) -> Result<Vec<Drift>> {
     let session = identity::session_user().0;
     as_definer(|| {
-        let chosen: Option<(String, String)> = Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT capture_id::text, scope FROM repair.baseline_captures \
-                  WHERE label = $1 AND ($2::uuid IS NULL OR capture_id = $2::uuid) ORDER BY seq LIMIT 1",
-                None,
-                &[label.trim().into(), capture_id.clone().into()],
-            )?;
-            let mut out = None;
-            for r in rows {
-                out = Some((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()));
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-        .expect("baseline lookup");
+        let chosen: Option<(String, String)> = crate::spi::rows("SELECT capture_id::text, scope FROM repair.baseline_captures \
+                  WHERE label = $1 AND ($2::uuid IS NULL OR capture_id = $2::uuid) ORDER BY seq LIMIT 1", &[label.trim().into(), capture_id.clone().into()], |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()))).pop();
         let Some((capture_id, scope)) = chosen else {
             return Err(RepairError::new(
                 Kind::InvalidArgument,
@@ -199,11 +183,10 @@ pub fn verify(label: &str, capture_id: Option<String>) -> Result<Vec<Drift>> {
             .unwrap_or_default();
         let mut drift = Vec::new();
         for (table, was) in &before {
-            let exists = Spi::get_one_with_args::<bool>(
+            let exists = crate::spi::one::<bool>(
                 "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
                 &[table.as_str().into()],
             )
-            .expect("exists")
             .unwrap_or(false);
             if !exists {
                 drift.push((table.clone(), "missing".into(), Some(*was), None));

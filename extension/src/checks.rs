@@ -74,24 +74,12 @@ pub struct CheckResult {
 /// read-only SELECT, which runs as a single statement.
 fn registered(tags: Option<&[String]>) -> Vec<Spec> {
     let ids: Vec<String> = as_definer(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT p.id FROM repair.playbooks p \
+        crate::spi::rows("SELECT p.id FROM repair.playbooks p \
                    JOIN repair.playbook_versions v ON v.playbook_id = p.id AND v.version = p.version \
                   WHERE p.kind = 'check' AND p.status = 'active' \
                     AND ($1::text[] IS NULL OR ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v.canonical::jsonb -> 'tags')) && $1) \
-                  ORDER BY p.id",
-                None,
-                &[tags.map(|t| t.to_vec()).into()],
-            )?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(r.get::<String>(1)?.unwrap_or_default());
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-    })
-    .expect("registered checks");
+                  ORDER BY p.id", &[tags.map(|t| t.to_vec()).into()], |r| Ok(r.get::<String>(1)?.unwrap_or_default()))
+    });
     ids.into_iter()
         .filter_map(|id| as_definer(|| registry::load(&id)))
         .map(spec_of)
@@ -360,20 +348,8 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
 
 pub fn decision(run_id: &str) -> Result<Decision> {
     let rows: Vec<(String, String)> = as_definer(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT severity, status FROM repair.check_results WHERE run_id = $1::uuid ORDER BY seq",
-                None,
-                &[run_id.into()],
-            )?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default()));
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-    })
-    .map_err(|e| RepairError::new(Kind::InvalidArgument, format!("cannot read check run {run_id}: {e}")))?;
+        crate::spi::rows("SELECT severity, status FROM repair.check_results WHERE run_id = $1::uuid ORDER BY seq", &[run_id.into()], |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())))
+    });
     if rows.is_empty() {
         return Err(
             RepairError::new(Kind::InvalidArgument, format!("no check run {run_id}"))

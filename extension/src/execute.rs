@@ -239,7 +239,7 @@ fn fire_pending_deferred() {
         // SAFETY: reads this backend's after-trigger queue for a relation OID; no side effects.
         .any(|rel| unsafe { pg_sys::AfterTriggerPendingOnRel(rel) })
     {
-        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").expect("fire deferred triggers");
+        crate::spi::run("SET CONSTRAINTS ALL IMMEDIATE", &[]);
     }
 }
 

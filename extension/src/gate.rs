@@ -5,7 +5,6 @@ use crate::errors::Result;
 use crate::guards;
 use crate::guc_scope::as_definer;
 use crate::{gucs, identity};
-use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 pub fn assert_migrations_allowed(confirm_prod: bool) -> Result<Value> {
@@ -20,13 +19,11 @@ pub fn assert_migrations_allowed(confirm_prod: bool) -> Result<Value> {
 
 fn setting(name: &str) -> Option<String> {
     as_definer(|| {
-        Spi::get_one_with_args::<String>(
+        crate::spi::one::<String>(
             "SELECT pg_catalog.current_setting($1, true)",
             &[name.into()],
         )
     })
-    .ok()
-    .flatten()
 }
 
 pub fn authority() -> Value {
@@ -36,9 +33,7 @@ pub fn authority() -> Value {
     let listen = setting("listen_addresses").unwrap_or_default();
     let cluster = setting("cluster_name").unwrap_or_default();
     let database =
-        as_definer(|| Spi::get_one::<String>("SELECT pg_catalog.current_database()::text"))
-            .ok()
-            .flatten()
+        as_definer(|| crate::spi::one::<String>("SELECT pg_catalog.current_database()::text", &[]))
             .unwrap_or_default();
     let mut warnings: Vec<String> = Vec::new();
     match &role {

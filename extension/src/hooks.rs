@@ -480,26 +480,21 @@ pub fn forget_function_decisions() {
         // As the definer, with its pinned settings (an operator planted in the caller's path
         // must never resolve here).
         let symbols: Vec<String> = crate::guc_scope::as_definer(|| {
-            Spi::connect(|c| {
-                let rows = c.select(
-                    "SELECT DISTINCT prosrc FROM pg_catalog.pg_proc \
+            crate::spi::rows(
+                "SELECT DISTINCT prosrc FROM pg_catalog.pg_proc \
                   WHERE pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
                     AND prolang = 12 AND proname = ANY($1)",
-                    None,
-                    &[BANNED_BUILTINS
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .into()],
-                )?;
-                let mut out = Vec::new();
-                for r in rows {
-                    out.extend(r.get::<String>(1)?);
-                }
-                Ok::<_, pgrx::spi::Error>(out)
-            })
-        })
-        .expect("banned symbols");
+                &[BANNED_BUILTINS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .into()],
+                |r| r.get::<String>(1),
+            )
+            .into_iter()
+            .flatten()
+            .collect()
+        });
         BANNED_SYMBOLS.with(|b| *b.borrow_mut() = Some(symbols));
     }
 }

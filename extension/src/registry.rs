@@ -7,7 +7,6 @@ use crate::guc_scope::as_definer;
 use crate::lock::lock_playbook;
 use crate::{identity, lint};
 use pg_repair_core::{Source, Waiver};
-use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
@@ -38,24 +37,19 @@ pub fn register(source: &str) -> Result<Registered> {
     let (session, current) = (identity::session_user().1, identity::caller_user());
     as_definer(|| {
         lock_playbook(&id)?;
-        let latest: Option<(i32, String, String)> = Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT version, hash, kind FROM repair.playbook_versions WHERE playbook_id = $1 \
+        let latest: Option<(i32, String, String)> = crate::spi::rows(
+            "SELECT version, hash, kind FROM repair.playbook_versions WHERE playbook_id = $1 \
                  ORDER BY version DESC LIMIT 1",
-                None,
-                &[id.as_str().into()],
-            )?;
-            let mut out = None;
-            for r in rows {
-                out = Some((
+            &[id.as_str().into()],
+            |r| {
+                Ok((
                     r.get::<i32>(1)?.unwrap_or(0),
                     r.get::<String>(2)?.unwrap_or_default(),
                     r.get::<String>(3)?.unwrap_or_default(),
-                ));
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-        .expect("latest version");
+                ))
+            },
+        )
+        .pop();
         if let Some((_, _, kind)) = &latest {
             if kind != parsed.kind() {
                 return Err(RepairError::new(
@@ -80,7 +74,7 @@ pub fn register(source: &str) -> Result<Registered> {
         }
         let version = latest.as_ref().map_or(1, |l| l.0 + 1);
         let at = now_text();
-        Spi::run_with_args(
+        crate::spi::run(
             "INSERT INTO repair.playbook_versions (playbook_id, version, kind, hash, canonical, source, \
              body_line, lint, registered_at, registered_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10)",
@@ -96,8 +90,7 @@ pub fn register(source: &str) -> Result<Registered> {
                 at.as_str().into(),
                 session.as_str().into(),
             ],
-        )
-        .expect("insert version");
+        );
         let action = if version == 1 { "new" } else { "updated" };
         append_event(&id, version, action, &hash, None, &at, &session, &current);
         Ok(Registered {

@@ -18,6 +18,8 @@ thread_local! {
     static PLANS: RefCell<HashMap<String, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
+const MAX_PLANS: usize = 256;
+
 /// A kept plan taken out of the cache; back in when dropped (a kept plan outlives the
 /// transaction, so after an ERROR too).
 struct Checkout {
@@ -29,7 +31,14 @@ impl Drop for Checkout {
     fn drop(&mut self) {
         if let Some(plan) = self.plan.take() {
             let key = std::mem::take(&mut self.key);
-            PLANS.with(|m| m.borrow_mut().insert(key, plan));
+            PLANS.with(|m| {
+                let mut m = m.borrow_mut();
+                // Statements naming a user table (baseline counts) make the set open-ended.
+                if m.len() >= MAX_PLANS {
+                    m.clear();
+                }
+                m.insert(key, plan)
+            });
         }
     }
 }
@@ -112,4 +121,45 @@ pub fn one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid<'_>]) -> Op
 /// Runs a statement that writes, for its effect.
 pub fn run(sql: &str, args: &[DatumWithOid<'_>]) {
     query_mut(sql, args, |_| Ok(())).unwrap_or_else(|e| panic!("internal statement failed: {e}"))
+}
+
+/// Every row mapped by `f` (a short result: it is collected).
+pub fn rows<R>(
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<R>,
+) -> Vec<R> {
+    query(sql, args, |rows| {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(f(&r)?);
+        }
+        Ok(out)
+    })
+    .unwrap_or_else(|e| panic!("internal statement failed: {e}"))
+}
+
+/// Streams a long result through a cursor on the kept plan, `batch` rows at a time, so memory
+/// stays bounded whatever the table's size.
+pub fn for_each(
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    batch: i64,
+    mut f: impl FnMut(&pgrx::spi::SpiHeapTupleData<'_>),
+) {
+    Spi::connect(|client| {
+        let co = checkout(client, sql, args, false)?;
+        let plan = co.plan.as_ref().expect("checked out");
+        let mut cursor = client.try_open_cursor(plan, args)?;
+        loop {
+            let rows = cursor.fetch(batch)?;
+            if rows.is_empty() {
+                return Ok::<_, pgrx::spi::Error>(());
+            }
+            for r in rows {
+                f(&r);
+            }
+        }
+    })
+    .unwrap_or_else(|e| panic!("internal statement failed: {e}"))
 }

@@ -8,7 +8,8 @@ use crate::cli::ExecuteArgs;
 use crate::commands::{json_value, Ctx};
 use crate::error::{CliError, ServerError};
 use crate::exit;
-use crate::output::{self, field, list};
+use crate::output::{self, field, human};
+use pg_repair_core::records::{RunResult, RunStatus};
 
 const SQL: &str = "SELECT repair.execute($1, $2, $3, $4, $5)";
 const PREVIEW_SQL: &str = "SELECT repair.preview($1)";
@@ -96,20 +97,28 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         }
     };
 
-    let status = field(&result, "status");
+    // The same type the server serialises (pg_repair_core::records); a result this pgrepair does
+    // not understand is an error, not a guess.
+    let run: RunResult = serde_json::from_value(result.clone()).map_err(|e| {
+        CliError::Failed(format!(
+            "the server returned a run result this pgrepair does not understand ({e}); \
+             run `pgrepair runs` to see what was recorded"
+        ))
+    })?;
+    let status = run.status;
     // A FAILED run with 57014 after our Ctrl-C is the cancellation (57014 without a Ctrl-C is
     // a statement_timeout: a plain failure).
-    let cancelled = status == "FAILED"
+    let cancelled = status == RunStatus::Failed
         && cancel::requested()
-        && field(&result, "error_code") == cancel::QUERY_CANCELED;
+        && run.error_code.as_deref() == Some(cancel::QUERY_CANCELED);
     let code = if cancelled {
         exit::CANCELLED
-    } else if status == "SUCCESS" {
+    } else if status == RunStatus::Success {
         exit::OK
     } else {
         exit::FAILED
     };
-    let too_late = cancel::requested() && status == "SUCCESS";
+    let too_late = cancel::requested() && status == RunStatus::Success;
 
     if ctx.json {
         if let (Some(p), Value::Object(map)) = (&backup_path, &mut result) {
@@ -132,22 +141,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         return Ok(code);
     }
 
+    let h = |t: &str| human(t).into_owned();
     let mut out = String::new();
-    let mut version = field(&result, "version");
-    if !version.is_empty() {
-        version = format!(" v{version}");
-    }
-    let playbook = match field(&result, "playbook") {
-        p if p.is_empty() => args.id.clone(),
-        p => p,
-    };
+    let playbook = h(&run.playbook);
     out.push_str(&format!(
-        "{}  {playbook}{version}\n",
-        if status.is_empty() {
-            "UNKNOWN"
-        } else {
-            &status
-        }
+        "{}  {playbook} v{}\n",
+        status.as_str(),
+        run.version
     ));
     let mut line = |label: &str, value: String| {
         if !value.is_empty() {
@@ -160,54 +160,35 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             }
         }
     };
-    line("run", field(&result, "run_id"));
-    line("hash", field(&result, "hash"));
-    let total = field(&result, "statements_total");
-    let done = field(&result, "statements_executed");
-    if !total.is_empty() || !done.is_empty() {
-        line("statements", format!("{done} of {total} executed"));
-    }
+    line("run", h(&run.run_id));
+    line("hash", h(&run.hash));
     line(
-        "duration",
-        result
-            .get("duration_ms")
-            .map(output::duration_ms)
-            .unwrap_or_default(),
+        "statements",
+        format!(
+            "{} of {} executed",
+            run.statements_executed, run.statements_total
+        ),
     );
-    let role = field(&result, "declared_role");
-    let who = field(&result, "executed_as");
+    line("duration", output::duration_ms(&json!(run.duration_ms)));
     line(
         "role",
-        match (role.is_empty(), who.is_empty()) {
-            (true, true) => String::new(),
-            (false, true) => role,
-            (true, false) => format!("executed as {who}"),
-            (false, false) => format!("{role}, executed as {who}"),
-        },
+        format!(
+            "{}, executed as {}",
+            h(&run.declared_role),
+            h(&run.executed_as)
+        ),
     );
-    let missing_before = list(&result, "missing_before");
-    if !missing_before.is_empty() {
-        line("missing before", missing_before.join(", "));
-    }
-    let missing_after = list(&result, "missing_after");
-    if !missing_after.is_empty() {
-        line("missing after", missing_after.join(", "));
-    }
-    if let Some(Value::Array(waivers)) = result.get("waivers") {
-        let w: Vec<String> = waivers
+    let joined = |v: &[String]| v.iter().map(|t| h(t)).collect::<Vec<_>>().join(", ");
+    line("missing before", joined(&run.missing_before));
+    line("missing after", joined(&run.missing_after));
+    line(
+        "waivers",
+        run.waivers
             .iter()
-            .map(
-                |w| match (w.is_object(), field(w, "rule"), field(w, "until")) {
-                    (true, rule, until) if !until.is_empty() => format!("{rule} until {until}"),
-                    (true, rule, _) => rule,
-                    (false, _, _) => output::text(w),
-                },
-            )
-            .collect();
-        if !w.is_empty() {
-            line("waivers", w.join(", "));
-        }
-    }
+            .map(|w| format!("{} until {}", h(&w.rule), h(&w.until)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     if let Some(p) = &backup_path {
         let removed = match rotation.deleted.len() {
             0 => String::new(),
@@ -216,15 +197,15 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         };
         line("backup", format!("{}{removed}", p.display()));
     }
+    let ec = run.error_code.as_deref().map(h).unwrap_or_default();
+    let em = run.error_message.as_deref().map(h).unwrap_or_default();
     if code != exit::OK {
-        let ec = field(&result, "error_code");
-        let em = field(&result, "error_message");
         line(
             "error",
             match (ec.is_empty(), em.is_empty()) {
                 (true, true) => "(no error reported)".to_string(),
                 (false, true) => format!("[SQLSTATE {ec}]"),
-                (true, false) => em,
+                (true, false) => em.clone(),
                 (false, false) => format!("{em} [SQLSTATE {ec}]"),
             },
         );
@@ -248,22 +229,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             "{}",
             CliError::Cancelled(format!(
                 "{playbook}: run {} was cancelled by the client; its statements were rolled back",
-                field(&result, "run_id")
+                h(&run.run_id)
             ))
             .human_lines()
             .join("\n")
         );
     } else if code != exit::OK {
-        let ec = field(&result, "error_code");
-        let em = field(&result, "error_message");
-        let mut msg = format!(
-            "{playbook}: run {}",
-            if status.is_empty() {
-                "ended without a status"
-            } else {
-                &status
-            }
-        );
+        let mut msg = format!("{playbook}: run {}", status.as_str());
         if !em.is_empty() {
             msg.push_str(&format!(": {em}"));
         }
