@@ -19,5 +19,6 @@ pub use canonical::{sha256_hex, to_canonical_json};
 pub use chain::{chain_hash, lock_key, GENESIS};
 pub use rules::{Rule, Severity};
 pub use source::{
-    parse, parse_playbook, Check, CheckSeverity, ParseError, Playbook, Source, Waiver,
+    from_canonical, parse, parse_playbook, Check, CheckSeverity, ParseError, Playbook, Source,
+    Waiver,
 };

@@ -91,9 +91,9 @@ fn spec_of(stored: registry::Current) -> Spec {
         id: stored.id.clone(),
         version: Some(stored.version),
         hash: Some(stored.hash.clone()),
-        severity: stored.doc["severity"]
-            .as_str()
-            .unwrap_or("critical")
+        severity: stored
+            .check()
+            .map_or("critical", |c| c.severity.as_str())
             .to_string(),
         sql: String::new(),
         builtin: false,
@@ -106,7 +106,7 @@ fn spec_of(stored: registry::Current) -> Spec {
             return spec;
         }
     };
-    let blocking = crate::lint::blocking(&current.lint, &current.waivers(), &crate::clock::today());
+    let blocking = crate::lint::blocking(&current.lint, current.waivers(), &crate::clock::today());
     if let Some(first) = blocking.first() {
         spec.rejected = Some(format!(
             "LINT_REJECTED: check {} has {} lint error(s), first: {} ({}); not run",

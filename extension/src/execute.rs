@@ -94,7 +94,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         // A schema that is no release's exactly is refused before any statement runs (appending
         // the run would refuse it too, after the statements).
         crate::schema::detect();
-        let missing_before = missing(&current.list("requires_before"));
+        let missing_before = missing(current.requires_before());
         Ok((role, reason, current, missing_before))
     })?;
     let (target_oid, target_name, restricted) = target_role()?;
@@ -103,16 +103,16 @@ pub fn execute(req: &Request) -> Result<Value> {
 
     let started_at = clock::now();
     let clock = Instant::now();
-    let requires_after = current.list("requires_after");
+    let requires_after = current.requires_after().to_vec();
     let statements = statements_of(&current)?;
     let lock_ms = current
-        .int("lock_timeout_ms")
+        .lock_timeout_ms()
         .unwrap_or_else(gucs::lock_timeout_ms);
     let stmt_ms = current
-        .int("statement_timeout_ms")
+        .statement_timeout_ms()
         .unwrap_or_else(gucs::statement_timeout_ms);
     let today = clock::today();
-    let waivers = current.waivers();
+    let waivers = current.waivers().to_vec();
 
     let outcome = if !missing_before.is_empty() {
         let (code, name) = Kind::RequiresBeforeMissing.code_and_name();

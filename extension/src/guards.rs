@@ -246,7 +246,7 @@ pub fn hash(expected: Option<&str>, registered: &str) -> Result<()> {
 /// `current` comes from registry::verified: its findings were recomputed from the stored source
 /// (hidden characters included), never read from the stored column.
 pub fn lint(current: &Current) -> Result<()> {
-    let blocking = crate::lint::blocking(&current.lint, &current.waivers(), &crate::clock::today());
+    let blocking = crate::lint::blocking(&current.lint, current.waivers(), &crate::clock::today());
     let Some(first) = blocking.first() else {
         return Ok(());
     };
@@ -515,7 +515,7 @@ fn walk(id: &str, mode: &mut Mode) -> Result<Option<Walked>> {
     };
     let playbook = match (unusable, role) {
         (Some(e), _) => Err(e),
-        (None, Some(r)) => playbook_environment(id, r, &current.list("environments")),
+        (None, Some(r)) => playbook_environment(id, r, current.environments()),
         (None, None) => Ok(()),
     };
     mode.decide(5, Kind::UnknownPlaybook, "playbook", playbook)?;

@@ -45,33 +45,33 @@ pub fn preview(id: &str) -> Option<Value> {
     let lint_findings: Vec<Value> = lint::from_json(&current.lint)
         .into_iter()
         .map(|mut f| {
-            let w = lint::waived_by(&f, &waivers, &today).map(|w| w.until.clone());
+            let w = lint::waived_by(&f, waivers, &today).map(|w| w.until.clone());
             f["waived_until"] = json!(w);
             f
         })
         .collect();
-    let requires_before = current.list("requires_before");
-    let requires_after = current.list("requires_after");
+    let requires_before = current.requires_before();
+    let requires_after = current.requires_after();
     Some(json!({
         "id": current.id,
         "kind": current.kind,
         "version": current.version,
         "hash": current.hash,
-        "title": current.doc["title"],
-        "description": current.doc["description"],
+        "title": current.title(),
+        "description": current.description(),
         "status": if current.retired { "retired" } else { "active" },
         "declared_role": role.as_ref().ok().map(|r| r.as_str()),
-        "environments": current.doc["environments"],
+        "environments": current.playbook().map(|p| &p.environments),
         "guards": guard_list,
         "would_run": would_run,
         "requires_before": requires_before,
         "requires_after": requires_after,
-        "missing_before": missing(&requires_before),
-        "missing_after": missing(&requires_after),
-        "lock_timeout_ms": current.int("lock_timeout_ms").unwrap_or_else(crate::gucs::lock_timeout_ms),
-        "statement_timeout_ms": current.int("statement_timeout_ms").unwrap_or_else(crate::gucs::statement_timeout_ms),
+        "missing_before": missing(requires_before),
+        "missing_after": missing(requires_after),
+        "lock_timeout_ms": current.lock_timeout_ms().unwrap_or_else(crate::gucs::lock_timeout_ms),
+        "statement_timeout_ms": current.statement_timeout_ms().unwrap_or_else(crate::gucs::statement_timeout_ms),
         "statements": statements,
         "lint": lint_findings,
-        "waivers": current.doc["waivers"],
+        "waivers": current.playbook().map(|p| &p.waivers),
     }))
 }

@@ -6,7 +6,7 @@ use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::lock::lock_playbook;
 use crate::{identity, lint};
-use pg_repair_core::{Source, Waiver};
+use pg_repair_core::{Check, Playbook, Source, Waiver};
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
@@ -177,46 +177,64 @@ pub struct Current {
     pub kind: String,
     pub hash: String,
     pub retired: bool,
-    pub doc: Value,
+    /// The stored canonical JSON read back into its type (None when it is not one: such a row
+    /// never verifies); after [`verified`], the version parsed from its source.
+    pub doc: Option<Source>,
     pub body_line: u32,
     pub lint: Value,
     pub source: String,
     pub canonical: String,
 }
 
+const NONE: &[String] = &[];
+
 impl Current {
-    pub fn list(&self, key: &str) -> Vec<String> {
-        self.doc
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn playbook(&self) -> Option<&Playbook> {
+        match &self.doc {
+            Some(Source::Playbook(p)) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn check(&self) -> Option<&Check> {
+        match &self.doc {
+            Some(Source::Check(c)) => Some(c),
+            _ => None,
+        }
     }
     pub fn sql(&self) -> &str {
-        self.doc.get("sql").and_then(Value::as_str).unwrap_or("")
+        self.doc.as_ref().map_or("", Source::sql)
     }
-    pub fn int(&self, key: &str) -> Option<i32> {
-        self.doc.get(key).and_then(Value::as_i64).map(|v| v as i32)
+    pub fn title(&self) -> Option<&str> {
+        match &self.doc {
+            Some(Source::Playbook(p)) => Some(&p.title),
+            Some(Source::Check(c)) => Some(&c.title),
+            None => None,
+        }
     }
-    pub fn waivers(&self) -> Vec<Waiver> {
-        self.doc
-            .get("waivers")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|w| Waiver {
-                        rule: serde_json::from_value(w["rule"].clone())
-                            .expect("a stored waiver names a known rule"),
-                        until: w["until"].as_str().unwrap_or_default().into(),
-                        because: w["because"].as_str().unwrap_or_default().into(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn description(&self) -> Option<&str> {
+        match &self.doc {
+            Some(Source::Playbook(p)) => p.description.as_deref(),
+            Some(Source::Check(c)) => c.description.as_deref(),
+            None => None,
+        }
+    }
+    pub fn environments(&self) -> &[String] {
+        self.playbook().map_or(NONE, |p| &p.environments)
+    }
+    pub fn requires_before(&self) -> &[String] {
+        self.playbook().map_or(NONE, |p| &p.requires_before)
+    }
+    pub fn requires_after(&self) -> &[String] {
+        self.playbook().map_or(NONE, |p| &p.requires_after)
+    }
+    pub fn lock_timeout_ms(&self) -> Option<i32> {
+        self.playbook().and_then(|p| p.lock_timeout_ms)
+    }
+    pub fn statement_timeout_ms(&self) -> Option<i32> {
+        self.playbook().and_then(|p| p.statement_timeout_ms)
+    }
+    pub fn waivers(&self) -> &[Waiver] {
+        self.playbook().map_or(&[], |p| &p.waivers)
     }
 }
 
@@ -234,13 +252,14 @@ pub fn load(id: &str) -> Option<Current> {
             }
             let r = rows.first();
             let canonical: String = r.get::<String>(7)?.unwrap_or_default();
+            let body_line = r.get::<i32>(4)?.unwrap_or(1) as u32;
             Ok(Some(Current {
                 id: id.to_string(),
                 version: r.get::<i32>(1)?.unwrap_or(0),
                 kind: r.get::<String>(2)?.unwrap_or_default(),
                 hash: r.get::<String>(3)?.unwrap_or_default(),
-                doc: serde_json::from_str(&canonical).unwrap_or(Value::Null),
-                body_line: r.get::<i32>(4)?.unwrap_or(1) as u32,
+                doc: pg_repair_core::from_canonical(&canonical, body_line),
+                body_line,
                 lint: r
                     .get::<String>(5)?
                     .and_then(|t| serde_json::from_str(&t).ok())
@@ -324,5 +343,6 @@ fn verify(mut c: Current) -> Result<Current> {
             .map(lint::Finding::to_json)
             .collect(),
     );
+    c.doc = Some(parsed);
     Ok(c)
 }

@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::rules::Rule;
 
+pub use canonical_form::from_canonical;
 pub use header::{CHECK_KEYS, PLAYBOOK_KEYS};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Waiver {
     /// Always a waivable rule ([`Rule::waivable`]): the parser refuses any other.
     pub rule: Rule,
