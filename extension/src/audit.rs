@@ -94,13 +94,11 @@ pub fn require_read_committed(what: &str) -> crate::errors::Result<()> {
 /// The chain's newest row_hash (the link of the row about to be appended) and that row's seq,
 /// in one statement. On a fresh snapshot (READ COMMITTED): the previous row committed by another
 /// session before we got the lock is visible here. Must run under the chain's lock.
-fn head_and_seq(chain: &Chained, key: &str) -> (Option<String>, i64) {
+fn head_and_seq(chain: &Chained, key: &str, schema: Schema) -> (Option<String>, i64) {
     // Nothing is appended to a schema that is no release's exactly (schema::detect refuses it),
     // nor to a chain that schema does not have.
     assert!(
-        chains(schema::detect())
-            .iter()
-            .any(|c| c.table == chain.table),
+        chains(schema).iter().any(|c| c.table == chain.table),
         "repair.{} is not chained in this database's schema",
         chain.table
     );
@@ -126,9 +124,11 @@ fn head_and_seq(chain: &Chained, key: &str) -> (Option<String>, i64) {
 }
 
 /// Appends a run to repair.runs (typed columns), chained after the playbook's previous run.
-/// Must run under as_definer and the playbook's lock. Returns row_hash.
-pub fn append_run(row: &RunRow) -> String {
-    let (prev, seq) = head_and_seq(chained("runs"), &row.playbook_id);
+/// `schema` is what schema::detect answered in this same call (a playbook cannot change the
+/// extension: ALTER EXTENSION is refused while one runs). Must run under as_definer and the
+/// playbook's lock. Returns row_hash.
+pub fn append_run(row: &RunRow, schema: Schema) -> String {
+    let (prev, seq) = head_and_seq(chained("runs"), &row.playbook_id, schema);
     let row_hash = chain_hash(prev.as_deref(), &row.document(seq));
     let json = |v: &[String]| serde_json::to_string(v).expect("a list of text is JSON");
     crate::spi::run(
@@ -178,7 +178,7 @@ pub fn append_run(row: &RunRow) -> String {
 pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
     let chain = chained(table);
     let key_col = chain.key_col;
-    let (prev, seq) = head_and_seq(chain, key);
+    let (prev, seq) = head_and_seq(chain, key, schema::detect());
     values.insert("seq".into(), Value::from(seq));
     values.insert(
         "prev_hash".into(),

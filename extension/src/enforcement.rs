@@ -53,13 +53,13 @@ impl Region {
     pub fn playbook(waived: Vec<Rule>) -> Region {
         WAIVED.with(|w| *w.borrow_mut() = waived);
         VIOLATION.with(|v| *v.borrow_mut() = None);
-        crate::hooks::forget_function_decisions();
+        crate::hooks::prepare_function_decisions();
         PLAYBOOK.store(true, Ordering::Relaxed);
         Region(&PLAYBOOK)
     }
     pub fn check() -> Region {
         VIOLATION.with(|v| *v.borrow_mut() = None);
-        crate::hooks::forget_function_decisions();
+        crate::hooks::prepare_function_decisions();
         CHECK.store(true, Ordering::Relaxed);
         Region(&CHECK)
     }

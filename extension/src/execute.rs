@@ -85,7 +85,7 @@ pub fn execute(req: &Request) -> Result<Value> {
     }
     audit::require_read_committed("repair.execute")?;
     // One definer scope for everything before the run (settings are pinned once).
-    let (role, reason, current, missing_before) = as_definer(|| -> Result<_> {
+    let (role, reason, current, missing_before, schema) = as_definer(|| -> Result<_> {
         let guards::Authorization {
             role,
             reason,
@@ -93,9 +93,9 @@ pub fn execute(req: &Request) -> Result<Value> {
         } = guards::authorize(req)?;
         // A schema that is no release's exactly is refused before any statement runs (appending
         // the run would refuse it too, after the statements).
-        crate::schema::detect();
+        let schema = crate::schema::detect();
         let missing_before = missing(current.requires_before());
-        Ok((role, reason, current, missing_before))
+        Ok((role, reason, current, missing_before, schema))
     })?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
@@ -181,7 +181,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         duration_us,
         waivers: waivers_used,
     };
-    let row_hash = as_definer(|| audit::append_run(&row));
+    let row_hash = as_definer(|| audit::append_run(&row, schema));
     drop(outcome);
     Ok(serde_json::to_value(row.result(&row_hash)).expect("a run result is JSON"))
 }

@@ -469,13 +469,35 @@ thread_local! {
     /// The C symbols (prosrc) of the banned built-ins, read once per backend: a function created
     /// under another name over the same symbol (LANGUAGE internal) is refused too.
     static BANNED_SYMBOLS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
-    /// Per region: function oid -> (name, rule) if refused. Cleared when a region starts.
+    /// function oid -> (name, rule) if refused. Cleared by any change to pg_proc (a function
+    /// replaced under the same oid, ours or another session's), so a decision never outlives
+    /// the definition it judged.
     static DECISIONS: std::cell::RefCell<std::collections::HashMap<u32, Option<(String, Rule)>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-pub fn forget_function_decisions() {
+static WATCHING_PROCS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+unsafe extern "C-unwind" fn forget_decisions(
+    _arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
     DECISIONS.with(|d| d.borrow_mut().clear());
+}
+
+/// Before a region starts: the pg_proc watch is registered and the banned symbols are known.
+pub fn prepare_function_decisions() {
+    if !WATCHING_PROCS.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: `forget_decisions` is a plain function valid for the backend's life.
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::PROCOID as std::ffi::c_int,
+                Some(forget_decisions),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
     if BANNED_SYMBOLS.with(|b| b.borrow().is_none()) {
         // As the definer, with its pinned settings (an operator planted in the caller's path
         // must never resolve here).

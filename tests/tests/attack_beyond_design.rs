@@ -285,6 +285,56 @@ fn banned_functions_under_another_name_are_refused() {
     assert!(escaped.is_empty(), "{escaped:#?}");
 }
 
+/// A function judged harmless is replaced under the same oid by an alias of a banned built-in:
+/// by another session between two runs of one backend, and by the playbook itself between two
+/// calls of one run. The judgement of the old definition must not be reused for the new one.
+#[test]
+fn a_function_replaced_under_the_same_oid_is_judged_again() {
+    let c = Cluster::shared();
+    let db = app_db(c, "bd_same_oid");
+    let harmless = |name: &str| {
+        format!(
+            "CREATE OR REPLACE FUNCTION public.{name}(bigint) RETURNS void LANGUAGE plpgsql AS 'BEGIN PERFORM pg_catalog.pg_sleep(0); END'"
+        )
+    };
+    let alias = |name: &str| {
+        format!(
+            "CREATE OR REPLACE FUNCTION public.{name}(bigint) RETURNS void LANGUAGE internal STRICT AS 'pg_advisory_lock_int8'"
+        )
+    };
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(&format!(
+        "{}; {};",
+        harmless("lk_between"),
+        harmless("lk_within")
+    ))
+    .unwrap();
+    // One executor session for every run, so a judgement cached in its backend could be reused.
+    let mut k = c.connect(&db, "admin2");
+
+    let call = reg(
+        c,
+        &db,
+        &playbook("same_oid_call", "SELECT public.lk_between(4242);"),
+    );
+    let r = exec_as(&mut k, "same_oid_call", &call).expect("execute");
+    assert_eq!(r["status"], "SUCCESS", "{r}");
+    su.batch_execute(&format!("{};", alias("lk_between")))
+        .unwrap();
+    let r = exec_as(&mut k, "same_oid_call", &call).expect("execute");
+    assert_eq!(r["status"], "FAILED", "replaced between runs: {r}");
+    assert_eq!(my_advisory_locks(&mut k), 0);
+
+    let body = format!(
+        "SELECT public.lk_within(1);\n{};\nSELECT public.lk_within(4242);",
+        alias("lk_within")
+    );
+    let within = reg(c, &db, &playbook("same_oid_within", &body));
+    let r = exec_as(&mut k, "same_oid_within", &within).expect("execute");
+    assert_eq!(r["status"], "FAILED", "replaced inside the run: {r}");
+    assert_eq!(my_advisory_locks(&mut k), 0);
+}
+
 /// Item 4 (privilege-changing statements): row-level security changes that widen what a role
 /// can read are grants by another name.
 #[test]
