@@ -237,7 +237,12 @@ if [[ " $PARTS " == *" idle "* ]]; then
         flag=""; [[ $mode == select ]] && flag="-S"
         ratios=""
         for round in $(seq 1 "$ROUNDS"); do
-            a=$(idle new $flag); b=$(idle plain $flag)
+            # the order alternates, so drift on a shared machine favours neither side
+            if (( round % 2 )); then
+                a=$(idle new $flag); b=$(idle plain $flag)
+            else
+                b=$(idle plain $flag); a=$(idle new $flag)
+            fi
             ratios+="$(ratio "$a" "$b") "
         done
         echo "$mode: preloaded / not preloaded = $(tr ' ' '\n' <<<"$ratios" | grep . | median) (median; spread $(tr ' ' '\n' <<<"$ratios" | grep . | spread); rounds: $ratios)  (target >= 0.98)"
