@@ -67,56 +67,264 @@ fn strings(v: &[String]) -> Value {
     Value::Array(v.iter().cloned().map(Value::String).collect())
 }
 
-impl RunRow {
-    /// The row's chained document with its sequence number: every column but `prev_hash` and
-    /// `row_hash`, NULLs left out, timestamps as `to_jsonb` writes them in UTC.
-    pub fn document(&self, seq: i64) -> Value {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Value| {
-            m.insert(k.to_string(), v);
-        };
-        put("run_id", self.run_id.clone().into());
-        put("seq", seq.into());
-        put("playbook_id", self.playbook_id.clone().into());
-        put("version", self.version.into());
-        put("expected_hash", self.expected_hash.clone().into());
-        put("actual_hash", self.actual_hash.clone().into());
-        put(
-            "started_at",
-            Utc::from_pg(self.started_at).jsonb_text().into(),
-        );
-        put(
-            "finished_at",
-            Utc::from_pg(self.finished_at).jsonb_text().into(),
-        );
-        put("session_user_name", self.session_user_name.clone().into());
-        put("current_user_name", self.current_user_name.clone().into());
-        put("executed_as", self.executed_as.clone().into());
-        put("declared_role", self.declared_role.clone().into());
-        put("confirm_prod", self.confirm_prod.into());
-        put("reason", self.reason.clone().into());
-        if let Some(r) = &self.request_id {
-            put("request_id", r.clone().into());
-        }
-        put("status", self.status.as_str().into());
-        if let Some(c) = &self.error_code {
-            put("error_code", c.clone().into());
-        }
-        if let Some(e) = &self.error_message {
-            put("error_message", e.clone().into());
-        }
-        put("missing_before", strings(&self.missing_before));
-        put("missing_after", strings(&self.missing_after));
-        put("statements_total", self.statements_total.into());
-        put("statements_executed", self.statements_executed.into());
-        put("duration_us", self.duration_us.into());
-        put(
-            "waivers",
-            serde_json::to_value(&self.waivers).unwrap_or(Value::Array(vec![])),
-        );
-        Value::Object(m)
+/// One column value of a chained row, typed as its column is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(Option<String>),
+    Int(Option<i32>),
+    BigInt(Option<i64>),
+    Bool(bool),
+    Uuid(String),
+    /// PostgreSQL `TimestampTz`.
+    Timestamp(i64),
+    Json(Value),
+    TextArray(Option<Vec<String>>),
+}
+
+impl Cell {
+    pub fn text(s: &str) -> Cell {
+        Cell::Text(Some(s.to_string()))
     }
 
+    /// The value as `to_jsonb` writes it (TimeZone UTC); Null for SQL NULL.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Cell::Text(v) => v.clone().map_or(Value::Null, Value::String),
+            Cell::Int(v) => v.map_or(Value::Null, Value::from),
+            Cell::BigInt(v) => v.map_or(Value::Null, Value::from),
+            Cell::Bool(b) => Value::Bool(*b),
+            Cell::Uuid(u) => Value::String(u.clone()),
+            Cell::Timestamp(t) => Value::String(Utc::from_pg(*t).jsonb_text()),
+            Cell::Json(v) => v.clone(),
+            Cell::TextArray(v) => v.as_ref().map_or(Value::Null, |a| {
+                Value::Array(a.iter().cloned().map(Value::String).collect())
+            }),
+        }
+    }
+
+    /// The SQL type a parameter of this cell is cast to.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            Cell::Text(_) => "text",
+            Cell::Int(_) => "integer",
+            Cell::BigInt(_) => "bigint",
+            Cell::Bool(_) => "boolean",
+            Cell::Uuid(_) => "uuid",
+            Cell::Timestamp(_) => "timestamptz",
+            Cell::Json(_) => "jsonb",
+            Cell::TextArray(_) => "text[]",
+        }
+    }
+}
+
+/// A row of a hash-chained table, less its chain columns (`seq`, `prev_hash`, `row_hash`).
+pub trait Chained {
+    /// `(column, value)` for every other column, in the table's order.
+    fn cells(&self) -> Vec<(&'static str, Cell)>;
+
+    /// The row's chained document with its sequence number: what
+    /// `jsonb_strip_nulls(to_jsonb(row)) - 'prev_hash' - 'row_hash'` gives for the stored row.
+    fn document(&self, seq: i64) -> Value {
+        let mut m: Map<String, Value> = self
+            .cells()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect();
+        m.insert("seq".into(), Value::from(seq));
+        let mut doc = Value::Object(m);
+        strip_nulls(&mut doc);
+        doc
+    }
+}
+
+/// `jsonb_strip_nulls`: object fields whose value is null go, at every depth; array elements stay.
+pub fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+impl Chained for RunRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("run_id", Cell::Uuid(self.run_id.clone())),
+            ("playbook_id", Cell::text(&self.playbook_id)),
+            ("version", Cell::Int(Some(self.version))),
+            ("expected_hash", Cell::text(&self.expected_hash)),
+            ("actual_hash", Cell::text(&self.actual_hash)),
+            ("started_at", Cell::Timestamp(self.started_at)),
+            ("finished_at", Cell::Timestamp(self.finished_at)),
+            ("session_user_name", Cell::text(&self.session_user_name)),
+            ("current_user_name", Cell::text(&self.current_user_name)),
+            ("executed_as", Cell::text(&self.executed_as)),
+            ("declared_role", Cell::text(&self.declared_role)),
+            ("confirm_prod", Cell::Bool(self.confirm_prod)),
+            ("reason", Cell::text(&self.reason)),
+            ("request_id", Cell::Text(self.request_id.clone())),
+            ("status", Cell::text(self.status.as_str())),
+            ("error_code", Cell::Text(self.error_code.clone())),
+            ("error_message", Cell::Text(self.error_message.clone())),
+            ("missing_before", Cell::Json(strings(&self.missing_before))),
+            ("missing_after", Cell::Json(strings(&self.missing_after))),
+            ("statements_total", Cell::Int(Some(self.statements_total))),
+            (
+                "statements_executed",
+                Cell::Int(Some(self.statements_executed)),
+            ),
+            ("duration_us", Cell::BigInt(Some(self.duration_us))),
+            (
+                "waivers",
+                Cell::Json(serde_json::to_value(&self.waivers).unwrap_or(Value::Array(vec![]))),
+            ),
+        ]
+    }
+}
+
+/// A row of `repair.registry_events`: a version registered, updated or retired.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryEvent {
+    pub event_id: String,
+    pub playbook_id: String,
+    pub version: i32,
+    /// new, updated or retired
+    pub action: &'static str,
+    pub hash: String,
+    pub reason: Option<String>,
+    pub at: i64,
+    pub session_user_name: String,
+    pub current_user_name: String,
+    /// None on a 0.1.0 schema (no such column; its events pin the hash only).
+    pub version_digest: Option<Option<String>>,
+}
+
+impl Chained for RegistryEvent {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = vec![
+            ("event_id", Cell::Uuid(self.event_id.clone())),
+            ("playbook_id", Cell::text(&self.playbook_id)),
+            ("version", Cell::Int(Some(self.version))),
+            ("action", Cell::text(self.action)),
+            ("hash", Cell::text(&self.hash)),
+            ("reason", Cell::Text(self.reason.clone())),
+            ("at", Cell::Timestamp(self.at)),
+            ("session_user_name", Cell::text(&self.session_user_name)),
+            ("current_user_name", Cell::text(&self.current_user_name)),
+        ];
+        if let Some(d) = &self.version_digest {
+            c.push(("version_digest", Cell::Text(d.clone())));
+        }
+        c
+    }
+}
+
+/// A row of `repair.check_runs`: one repair.run_checks() call, in the single chain `check_runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRunRow {
+    pub run_id: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub session_user_name: String,
+    pub tags: Option<Vec<String>>,
+    pub total: i32,
+    pub passed: i32,
+    pub failed_critical: i32,
+    pub failed_important: i32,
+    pub decision: String,
+    pub score: String,
+}
+
+impl CheckRunRow {
+    /// The one chain every check run is in.
+    pub const CHAIN: &'static str = "check_runs";
+}
+
+impl Chained for CheckRunRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("run_id", Cell::Uuid(self.run_id.clone())),
+            ("chain_key", Cell::text(Self::CHAIN)),
+            ("started_at", Cell::Timestamp(self.started_at)),
+            ("finished_at", Cell::Timestamp(self.finished_at)),
+            ("session_user_name", Cell::text(&self.session_user_name)),
+            ("tags", Cell::TextArray(self.tags.clone())),
+            ("total", Cell::Int(Some(self.total))),
+            ("passed", Cell::Int(Some(self.passed))),
+            ("failed_critical", Cell::Int(Some(self.failed_critical))),
+            ("failed_important", Cell::Int(Some(self.failed_important))),
+            ("decision", Cell::text(&self.decision)),
+            ("score", Cell::text(&self.score)),
+        ]
+    }
+}
+
+/// A row of `repair.check_results`: one check of a run, chained per check id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResultRow {
+    pub result_id: String,
+    pub run_id: String,
+    pub check_id: String,
+    pub check_version: Option<i32>,
+    pub check_hash: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub violation_count: i64,
+    pub sample: Value,
+    pub error: Option<String>,
+    pub duration_us: i64,
+}
+
+impl Chained for CheckResultRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("result_id", Cell::Uuid(self.result_id.clone())),
+            ("run_id", Cell::Uuid(self.run_id.clone())),
+            ("check_id", Cell::text(&self.check_id)),
+            ("check_version", Cell::Int(self.check_version)),
+            ("check_hash", Cell::Text(self.check_hash.clone())),
+            ("severity", Cell::text(&self.severity)),
+            ("status", Cell::text(&self.status)),
+            ("violation_count", Cell::BigInt(Some(self.violation_count))),
+            ("sample", Cell::Json(self.sample.clone())),
+            ("error", Cell::Text(self.error.clone())),
+            ("duration_us", Cell::BigInt(Some(self.duration_us))),
+        ]
+    }
+}
+
+/// A row of `repair.baseline_captures`, chained per label (since 0.2.0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineCaptureRow {
+    pub capture_id: String,
+    pub label: String,
+    /// all or listed
+    pub scope: &'static str,
+    pub captured_at: i64,
+    pub session_user_name: String,
+    pub table_count: i32,
+    /// SHA-256 of the capture's counts document.
+    pub counts_digest: String,
+}
+
+impl Chained for BaselineCaptureRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("capture_id", Cell::Uuid(self.capture_id.clone())),
+            ("label", Cell::text(&self.label)),
+            ("scope", Cell::text(self.scope)),
+            ("captured_at", Cell::Timestamp(self.captured_at)),
+            ("session_user_name", Cell::text(&self.session_user_name)),
+            ("table_count", Cell::Int(Some(self.table_count))),
+            ("counts_digest", Cell::text(&self.counts_digest)),
+        ]
+    }
+}
+
+impl RunRow {
     /// What `repair.execute` returns for this run, once it is chained under `row_hash`.
     pub fn result(&self, row_hash: &str) -> RunResult {
         RunResult {
@@ -224,5 +432,69 @@ mod tests {
         assert_eq!(v["started_at"], "2000-01-01T00:00:00.000000Z");
         let back: RunResult = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+}
+
+#[cfg(test)]
+mod chained_tests {
+    use super::*;
+
+    #[test]
+    fn an_event_of_a_0_1_0_schema_has_no_digest_column_and_null_digests_are_left_out() {
+        let mut e = RegistryEvent {
+            event_id: "00000000-0000-4000-8000-000000000002".into(),
+            playbook_id: "p".into(),
+            version: 1,
+            action: "new",
+            hash: "ab".into(),
+            reason: None,
+            at: 0,
+            session_user_name: "carol".into(),
+            current_user_name: "carol".into(),
+            version_digest: None,
+        };
+        assert!(!e.cells().iter().any(|(c, _)| *c == "version_digest"));
+        e.version_digest = Some(None);
+        let d = e.document(3);
+        assert!(d.get("version_digest").is_none() && d.get("reason").is_none());
+        assert_eq!(d["at"], "2000-01-01T00:00:00+00:00");
+        e.version_digest = Some(Some("cd".into()));
+        assert_eq!(e.document(3)["version_digest"], "cd");
+    }
+
+    #[test]
+    fn nulls_inside_a_sample_are_stripped_like_jsonb_strip_nulls() {
+        let r = CheckResultRow {
+            result_id: "00000000-0000-4000-8000-000000000003".into(),
+            run_id: "00000000-0000-4000-8000-000000000004".into(),
+            check_id: "c".into(),
+            check_version: None,
+            check_hash: None,
+            severity: "critical".into(),
+            status: "FAIL".into(),
+            violation_count: 1,
+            sample: serde_json::json!([{"id": 1, "name": null}, null]),
+            error: None,
+            duration_us: 5,
+        };
+        let d = r.document(9);
+        assert_eq!(d["sample"], serde_json::json!([{"id": 1}, null]));
+        assert!(d.get("check_version").is_none());
+        let runs = CheckRunRow {
+            run_id: "00000000-0000-4000-8000-000000000004".into(),
+            started_at: 0,
+            finished_at: 0,
+            session_user_name: "dave".into(),
+            tags: None,
+            total: 1,
+            passed: 0,
+            failed_critical: 1,
+            failed_important: 0,
+            decision: "NO-GO".into(),
+            score: "0/1".into(),
+        };
+        let d = runs.document(1);
+        assert_eq!(d["chain_key"], CheckRunRow::CHAIN);
+        assert!(d.get("tags").is_none());
     }
 }

@@ -7,9 +7,10 @@
 
 use crate::guc_scope::as_definer;
 use crate::schema::{self, Schema};
-use pg_repair_core::records::RunRow;
+use pg_repair_core::records::{Cell, Chained as ChainedRow};
 use pg_repair_core::time::Utc;
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
@@ -123,87 +124,49 @@ fn head_and_seq(chain: &Chained, key: &str, schema: Schema) -> (Option<String>, 
     (prev, seq)
 }
 
-/// Appends a run to repair.runs (typed columns), chained after the playbook's previous run.
-/// `schema` is what schema::detect answered in this same call (a playbook cannot change the
-/// extension: ALTER EXTENSION is refused while one runs). Must run under as_definer and the
-/// playbook's lock. Returns row_hash.
-pub fn append_run(row: &RunRow, schema: Schema) -> String {
-    let (prev, seq) = head_and_seq(chained("runs"), &row.playbook_id, schema);
+/// Appends a typed row to repair.<table> in the chain named `key` (typed columns, one kept
+/// plan per table); fills seq, prev_hash, row_hash. `schema` is what schema::detect answered in
+/// this call. Must run under as_definer and the chain's lock. Returns row_hash.
+pub fn append_row<R: ChainedRow>(table: &str, key: &str, row: &R, schema: Schema) -> String {
+    let (prev, seq) = head_and_seq(chained(table), key, schema);
     let row_hash = chain_hash(prev.as_deref(), &row.document(seq));
-    let json = |v: &[String]| serde_json::to_string(v).expect("a list of text is JSON");
-    crate::spi::run(
-        "INSERT INTO repair.runs (run_id, seq, playbook_id, version, expected_hash, actual_hash, \
-            started_at, finished_at, session_user_name, current_user_name, executed_as, declared_role, \
-            confirm_prod, reason, request_id, status, error_code, error_message, missing_before, \
-            missing_after, statements_total, statements_executed, duration_us, waivers, prev_hash, row_hash) \
-         VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9, $10, $11, $12, \
-            $13, $14, $15, $16, $17, $18, $19::jsonb, $20::jsonb, $21, $22, $23, $24::jsonb, $25, $26)",
-        &[
-            row.run_id.as_str().into(),
-            seq.into(),
-            row.playbook_id.as_str().into(),
-            row.version.into(),
-            row.expected_hash.as_str().into(),
-            row.actual_hash.as_str().into(),
-            Utc::from_pg(row.started_at).text().into(),
-            Utc::from_pg(row.finished_at).text().into(),
-            row.session_user_name.as_str().into(),
-            row.current_user_name.as_str().into(),
-            row.executed_as.as_str().into(),
-            row.declared_role.as_str().into(),
-            row.confirm_prod.into(),
-            row.reason.as_str().into(),
-            row.request_id.as_deref().into(),
-            row.status.as_str().into(),
-            row.error_code.as_deref().into(),
-            row.error_message.as_deref().into(),
-            json(&row.missing_before).into(),
-            json(&row.missing_after).into(),
-            row.statements_total.into(),
-            row.statements_executed.into(),
-            row.duration_us.into(),
-            serde_json::to_string(&row.waivers)
-                .expect("waivers are JSON")
-                .into(),
-            prev.as_deref().into(),
-            row_hash.as_str().into(),
-        ],
+    let cells = row.cells();
+    let n = cells.len();
+    let columns: Vec<&str> = cells.iter().map(|(c, _)| *c).collect();
+    let values: Vec<String> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| format!("${}::{}", i + 1, v.sql_type()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO repair.{table} ({}, seq, prev_hash, row_hash) VALUES ({}, ${}, ${}, ${})",
+        columns.join(", "),
+        values.join(", "),
+        n + 1,
+        n + 2,
+        n + 3
     );
-    log_head("runs", &row.playbook_id, &row_hash);
+    let mut args: Vec<DatumWithOid> = cells.iter().map(|(_, v)| datum(v)).collect();
+    args.push(seq.into());
+    args.push(prev.as_deref().into());
+    args.push(row_hash.as_str().into());
+    crate::spi::run(&sql, &args);
+    log_head(table, key, &row_hash);
     row_hash
 }
 
-/// Appends `values` (column -> value) to repair.<table> in the chain named `key`; fills seq,
-/// prev_hash, row_hash. Must run under as_definer and the chain's lock. Returns row_hash.
-pub fn append(table: &str, key: &str, mut values: Map<String, Value>) -> String {
-    let chain = chained(table);
-    let key_col = chain.key_col;
-    let (prev, seq) = head_and_seq(chain, key, schema::detect());
-    values.insert("seq".into(), Value::from(seq));
-    values.insert(
-        "prev_hash".into(),
-        prev.clone().map_or(Value::Null, Value::String),
-    );
-    values.insert(key_col.into(), Value::String(key.into()));
-    let record = JsonB(Value::Object(values.clone()));
-    let doc: JsonB = crate::spi::one(
-        &format!(
-            "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(r)) - 'prev_hash' - 'row_hash' \
-             FROM pg_catalog.jsonb_populate_record(NULL::repair.{table}, $1) r"
-        ),
-        &[record.into()],
-    )
-    .expect("row document value");
-    let row_hash = chain_hash(prev.as_deref(), &doc.0);
-    values.insert("row_hash".into(), Value::String(row_hash.clone()));
-    crate::spi::run(
-        &format!(
-            "INSERT INTO repair.{table} SELECT * FROM pg_catalog.jsonb_populate_record(NULL::repair.{table}, $1)"
-        ),
-        &[JsonB(Value::Object(values)).into()],
-    );
-    log_head(table, key, &row_hash);
-    row_hash
+/// A cell as a statement parameter (text for the types the statement casts).
+pub fn datum(cell: &Cell) -> DatumWithOid<'static> {
+    match cell {
+        Cell::Text(v) => v.clone().into(),
+        Cell::Int(v) => (*v).into(),
+        Cell::BigInt(v) => (*v).into(),
+        Cell::Bool(b) => (*b).into(),
+        Cell::Uuid(u) => u.clone().into(),
+        Cell::Timestamp(t) => Utc::from_pg(*t).text().into(),
+        Cell::Json(v) => serde_json::to_string(v).expect("a JSON value").into(),
+        Cell::TextArray(v) => v.clone().into(),
+    }
 }
 
 fn log_head(table: &str, key: &str, row_hash: &str) {

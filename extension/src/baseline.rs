@@ -3,12 +3,12 @@
 //! baseline never reveals a count its caller could not compute with SELECT count(*) itself.
 
 use crate::audit;
-use crate::clock::now_text;
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::identity::{self, AsUser};
 use crate::lock::lock_playbook;
 use crate::schema::{self, Schema};
+use pg_repair_core::records::BaselineCaptureRow;
 use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -115,30 +115,37 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
         let capture_id: String = crate::clock::uuid();
         // The same document audit::counts_doc reads back from baseline_counts.
         let doc: Map<String, Value> = counts.iter().map(|(t, c)| (t.clone(), json!(c))).collect();
-        let mut v = Map::new();
-        v.insert("capture_id".into(), json!(capture_id));
-        v.insert("scope".into(), json!(scope));
-        v.insert("captured_at".into(), json!(now_text()));
-        v.insert("session_user_name".into(), json!(session_name));
-        v.insert("table_count".into(), json!(counts.len()));
+        let captured_at = crate::clock::now();
         match schema::detect() {
-            Schema::Current => {
-                v.insert(
-                    "counts_digest".into(),
-                    json!(audit::digest_of(&Value::Object(doc))),
-                );
-                audit::append("baseline_captures", label, v);
+            schema @ Schema::Current => {
+                let row = BaselineCaptureRow {
+                    capture_id: capture_id.clone(),
+                    label: label.to_string(),
+                    scope,
+                    captured_at,
+                    session_user_name: session_name.clone(),
+                    table_count: counts.len() as i32,
+                    counts_digest: audit::digest_of(&Value::Object(doc)),
+                };
+                audit::append_row("baseline_captures", label, &row, schema);
             }
             // A 0.1.0 schema has no chain columns: the capture is stored as 0.1.0 stored it
             // (unchained; after the UPDATE the label's chain begins with its next capture).
             Schema::V0_1_0 => {
-                v.insert("label".into(), json!(label));
                 crate::spi::run(
                     "INSERT INTO repair.baseline_captures \
                        (capture_id, label, scope, captured_at, session_user_name, table_count) \
-                     SELECT r.capture_id, r.label, r.scope, r.captured_at, r.session_user_name, r.table_count \
-                       FROM pg_catalog.jsonb_populate_record(NULL::repair.baseline_captures, $1) r",
-                    &[pgrx::JsonB(Value::Object(v)).into()],
+                     VALUES ($1::uuid, $2, $3, $4::timestamptz, $5, $6)",
+                    &[
+                        capture_id.as_str().into(),
+                        label.into(),
+                        scope.into(),
+                        pg_repair_core::time::Utc::from_pg(captured_at)
+                            .text()
+                            .into(),
+                        session_name.as_str().into(),
+                        (counts.len() as i32).into(),
+                    ],
                 );
             }
         }

@@ -3,7 +3,6 @@
 //! and summarised as GO / HOLD / NO-GO.
 
 use crate::audit;
-use crate::clock::now_text;
 use crate::enforcement::Region;
 use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guc_scope::{self, as_definer, with_gucs};
@@ -12,9 +11,10 @@ use crate::lock::lock_playbook;
 use crate::subxact::in_rolled_back_subxact;
 use crate::timeout::{self, Timer};
 use crate::{gucs, registry, sqlparse};
+use pg_repair_core::records::{CheckResultRow, CheckRunRow};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::ffi::CStr;
 use std::time::Instant;
 
@@ -294,7 +294,7 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
         })
         .collect();
     specs.extend(registered(tags.as_deref()));
-    let started_at = now_text();
+    let started_at = crate::clock::now();
     let results: Vec<(CheckResult, i64, &Spec)> = specs
         .iter()
         .map(|spec| {
@@ -303,44 +303,48 @@ pub fn run_checks(tags: Option<Vec<String>>) -> Result<(String, Vec<CheckResult>
             (r, clock.elapsed().as_micros() as i64, spec)
         })
         .collect();
-    let finished_at = now_text();
+    let finished_at = crate::clock::now();
     let session = identity::session_user().1;
     let run_id = as_definer(|| -> Result<String> {
         let run_id: String = crate::clock::uuid();
+        let schema = crate::schema::detect();
         for (r, duration_us, spec) in &results {
             lock_playbook(&r.check_id)?;
-            let mut v = Map::new();
-            v.insert("result_id".into(), json!(crate::clock::uuid()));
-            v.insert("run_id".into(), json!(run_id));
-            v.insert("check_version".into(), json!(spec.version));
-            v.insert("check_hash".into(), json!(spec.hash));
-            v.insert("severity".into(), json!(r.severity));
-            v.insert("status".into(), json!(r.status));
-            v.insert("violation_count".into(), json!(r.violations));
-            v.insert("sample".into(), r.sample.clone());
-            v.insert("error".into(), json!(r.error));
-            v.insert("duration_us".into(), json!(duration_us));
-            audit::append("check_results", &r.check_id, v);
+            let row = CheckResultRow {
+                result_id: crate::clock::uuid(),
+                run_id: run_id.clone(),
+                check_id: r.check_id.clone(),
+                check_version: spec.version,
+                check_hash: spec.hash.clone(),
+                severity: r.severity.to_string(),
+                status: r.status.to_string(),
+                violation_count: r.violations,
+                sample: r.sample.clone(),
+                error: r.error.clone(),
+                duration_us: *duration_us,
+            };
+            audit::append_row("check_results", &r.check_id, &row, schema);
         }
         let d = decide(
             results
                 .iter()
                 .map(|(r, _, _)| (r.severity.as_str(), r.status)),
         );
-        lock_playbook("check_runs")?;
-        let mut v = Map::new();
-        v.insert("run_id".into(), json!(run_id));
-        v.insert("started_at".into(), json!(started_at));
-        v.insert("finished_at".into(), json!(finished_at));
-        v.insert("session_user_name".into(), json!(session));
-        v.insert("tags".into(), json!(tags));
-        v.insert("total".into(), json!(d.total));
-        v.insert("passed".into(), json!(d.passed));
-        v.insert("failed_critical".into(), json!(d.failed_critical));
-        v.insert("failed_important".into(), json!(d.failed_important));
-        v.insert("decision".into(), json!(d.decision));
-        v.insert("score".into(), json!(d.score));
-        audit::append("check_runs", "check_runs", v);
+        lock_playbook(CheckRunRow::CHAIN)?;
+        let row = CheckRunRow {
+            run_id: run_id.clone(),
+            started_at,
+            finished_at,
+            session_user_name: session.clone(),
+            tags: tags.clone(),
+            total: d.total,
+            passed: d.passed,
+            failed_critical: d.failed_critical,
+            failed_important: d.failed_important,
+            decision: d.decision.to_string(),
+            score: d.score.clone(),
+        };
+        audit::append_row("check_runs", CheckRunRow::CHAIN, &row, schema);
         Ok(run_id)
     })?;
     Ok((run_id, results.into_iter().map(|(r, _, _)| r).collect()))

@@ -22,11 +22,6 @@ pub fn today() -> String {
     Utc::from_pg(transaction_start()).date()
 }
 
-/// The wall clock as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (reads back exactly through `::timestamptz`).
-pub fn now_text() -> String {
-    Utc::from_pg(now()).text()
-}
-
 /// A random UUID (version 4), from the server's strong random source as gen_random_uuid() uses.
 pub fn uuid() -> String {
     let mut bytes = [0u8; 16];

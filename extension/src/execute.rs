@@ -181,7 +181,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         duration_us,
         waivers: waivers_used,
     };
-    let row_hash = as_definer(|| audit::append_run(&row, schema));
+    let row_hash = as_definer(|| audit::append_row("runs", &row.playbook_id, &row, schema));
     drop(outcome);
     Ok(serde_json::to_value(row.result(&row_hash)).expect("a run result is JSON"))
 }

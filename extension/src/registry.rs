@@ -1,14 +1,14 @@
 //! The registry: registering and retiring playbooks (and checks), and loading the current one.
 
 use crate::audit;
-use crate::clock::now_text;
 use crate::errors::{Kind, RepairError, Result};
 use crate::guc_scope::as_definer;
 use crate::lock::lock_playbook;
 use crate::{identity, lint};
+use pg_repair_core::records::RegistryEvent;
 use pg_repair_core::{Check, Playbook, Source, Waiver};
 use pgrx::JsonB;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 pub fn parse(source: &str) -> Result<Source> {
     pg_repair_core::parse(source).map_err(|e| {
@@ -73,7 +73,7 @@ pub fn register(source: &str) -> Result<Registered> {
             }
         }
         let version = latest.as_ref().map_or(1, |l| l.0 + 1);
-        let at = now_text();
+        let at = crate::clock::now();
         crate::spi::run(
             "INSERT INTO repair.playbook_versions (playbook_id, version, kind, hash, canonical, source, \
              body_line, lint, registered_at, registered_by) \
@@ -87,12 +87,12 @@ pub fn register(source: &str) -> Result<Registered> {
                 source.into(),
                 (parsed.body_line() as i32).into(),
                 JsonB(Value::Array(findings.clone())).into(),
-                at.as_str().into(),
+                pg_repair_core::time::Utc::from_pg(at).text().into(),
                 session.as_str().into(),
             ],
         );
         let action = if version == 1 { "new" } else { "updated" };
-        append_event(&id, version, action, &hash, None, &at, &session, &current);
+        append_event(&id, version, action, &hash, None, at, &session, &current);
         Ok(Registered {
             id: id.clone(),
             version,
@@ -106,30 +106,31 @@ pub fn register(source: &str) -> Result<Registered> {
 fn append_event(
     id: &str,
     version: i32,
-    action: &str,
+    action: &'static str,
     hash: &str,
     reason: Option<&str>,
-    at: &str,
+    at: i64,
     session: &str,
     current: &str,
 ) {
-    let event_id: String = crate::clock::uuid();
+    let schema = crate::schema::detect();
     // Pins every column of the version row (source, lint, registered_by, …) into the chain.
-    let digest = audit::version_doc(id, version).map(|d| audit::digest_of(&d));
-    let mut v = Map::new();
-    v.insert("event_id".into(), json!(event_id));
-    v.insert("version".into(), json!(version));
-    v.insert("action".into(), json!(action));
-    v.insert("hash".into(), json!(hash));
-    v.insert("reason".into(), json!(reason));
-    v.insert("at".into(), json!(at));
-    v.insert("session_user_name".into(), json!(session));
-    v.insert("current_user_name".into(), json!(current));
     // A 0.1.0 schema has no column for it (its events pin the hash only).
-    if crate::schema::detect() == crate::schema::Schema::Current {
-        v.insert("version_digest".into(), json!(digest));
-    }
-    audit::append("registry_events", id, v);
+    let version_digest = (schema == crate::schema::Schema::Current)
+        .then(|| audit::version_doc(id, version).map(|d| audit::digest_of(&d)));
+    let row = RegistryEvent {
+        event_id: crate::clock::uuid(),
+        playbook_id: id.to_string(),
+        version,
+        action,
+        hash: hash.to_string(),
+        reason: reason.map(str::to_string),
+        at,
+        session_user_name: session.to_string(),
+        current_user_name: current.to_string(),
+        version_digest,
+    };
+    audit::append_row("registry_events", id, &row, schema);
 }
 
 pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
@@ -145,14 +146,14 @@ pub fn retire(id: &str, reason: Option<&str>) -> Result<()> {
             pgrx::notice!("playbook {id} is already retired");
             return Ok(());
         }
-        let at = now_text();
+        let at = crate::clock::now();
         append_event(
             id,
             current_version.version,
             "retired",
             &current_version.hash,
             Some(&reason),
-            &at,
+            at,
             &session,
             &current,
         );
