@@ -224,10 +224,14 @@ fi
 
 if [[ " $PARTS " == *" idle "* ]]; then
     echo "-- idle cost of the preloaded library: pgbench TPC-B and select-only, preloaded vs not"
-    start plain "$PG_BIN" no
-    for name in new plain; do
+    # Two fresh clusters alike but for shared_preload_libraries (not the one the parts above
+    # filled: its autovacuum would still be at work).
+    start idle_pre "$PG_BIN" yes
+    start idle_plain "$PG_BIN" no
+    for name in idle_pre idle_plain; do
         "${BIN[$name]}/psql" -X -q -h "$WORK/$name" -p "${PORTS[$name]}" -U postgres -d postgres -c "CREATE DATABASE idle"
         "${BIN[$name]}/pgbench" -q -i -s 10 -h "$WORK/$name" -p "${PORTS[$name]}" -U postgres idle >/dev/null 2>&1
+        "${BIN[$name]}/psql" -X -q -h "$WORK/$name" -p "${PORTS[$name]}" -U postgres -d idle -c "VACUUM ANALYZE" -c "CHECKPOINT"
     done
     idle() {
         local name=$1; shift
@@ -239,9 +243,9 @@ if [[ " $PARTS " == *" idle "* ]]; then
         for round in $(seq 1 "$ROUNDS"); do
             # the order alternates, so drift on a shared machine favours neither side
             if (( round % 2 )); then
-                a=$(idle new $flag); b=$(idle plain $flag)
+                a=$(idle idle_pre $flag); b=$(idle idle_plain $flag)
             else
-                b=$(idle plain $flag); a=$(idle new $flag)
+                b=$(idle idle_plain $flag); a=$(idle idle_pre $flag)
             fi
             ratios+="$(ratio "$a" "$b") "
         done

@@ -1,7 +1,7 @@
 //! Hashes the extension's audit trail and locking are built on. They live here so the CLI can
 //! re-verify an exported audit chain offline with exactly the server's arithmetic.
 
-use crate::canonical::{sha256_hex, to_canonical_json};
+use crate::canonical::to_canonical_json;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -13,9 +13,11 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// `row` must not contain the row's own hash; whatever it contains is committed to, so a row
 /// read back from the database hashes identically only if every field survived unchanged.
 pub fn chain_hash(prev: Option<&str>, row: &Value) -> String {
-    let mut text = String::from(prev.unwrap_or(GENESIS));
-    text.push_str(&to_canonical_json(row));
-    sha256_hex(text.as_bytes())
+    let digest = Sha256::new()
+        .chain_update(prev.unwrap_or(GENESIS).as_bytes())
+        .chain_update(to_canonical_json(row).as_bytes())
+        .finalize();
+    crate::canonical::hex(&digest)
 }
 
 /// Advisory-lock key for a playbook id: first 8 bytes (big-endian i64) of
@@ -36,6 +38,7 @@ pub fn lock_key(id: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::sha256_hex;
     use serde_json::json;
 
     #[test]

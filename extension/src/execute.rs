@@ -331,19 +331,22 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             // Identity is switched inside the subtransaction: its abort restores the user id too.
             let _as = AsUser::switch(target, restricted);
             with_gucs(&[(c"lock_timeout", lock_timeout.as_str())], || {
-                for stmt in statements.iter() {
-                    let timer = Timer::arm(stmt_ms);
-                    if let Err(e) = Spi::run(&stmt.sql) {
-                        panic!("statement {}: {e}", stmt.n);
+                // One SPI connection for every statement (not one per statement).
+                Spi::connect_mut(|client| {
+                    for stmt in statements.iter() {
+                        let timer = Timer::arm(stmt_ms);
+                        if let Err(e) = client.update(stmt.sql.as_str(), None, &[]) {
+                            panic!("statement {}: {e}", stmt.n);
+                        }
+                        drop(timer);
+                        // A cancel that raced the disarm is raised (and caught) inside the subxact.
+                        pgrx::check_for_interrupts!();
+                        if timeout::fired() {
+                            std::panic::panic_any(TimedOut);
+                        }
+                        executed.set(executed.get() + 1);
                     }
-                    drop(timer);
-                    // A cancel that raced the disarm is raised (and caught) inside the subxact.
-                    pgrx::check_for_interrupts!();
-                    if timeout::fired() {
-                        std::panic::panic_any(TimedOut);
-                    }
-                    executed.set(executed.get() + 1);
-                }
+                });
                 // Deferred triggers the playbook queued run now, still enforced and timed.
                 let timer = Timer::arm(stmt_ms);
                 fire_pending_deferred();
