@@ -87,22 +87,17 @@ $body
     echo "SELECT repair.execute('bench_long', '$(sql "$name" -c "SELECT hash FROM repair.playbooks WHERE id = 'bench_long'")', 'bench', false, NULL);" >"$WORK/$name.exec_long.sql"
 }
 
-# pgbench NAME COUNTER ARGS... -> prints TPS; adds the processed transactions to $WORK/COUNTER.
-bench() {
+# pgbench NAME COUNTER ARGS...: adds the processed transactions to $WORK/COUNTER and prints the
+# output; tps / latency pick one figure out of it.
+pgb() {
     local name=$1 counter=$2; shift 2
     local out
     out=$("${BIN[$name]}/pgbench" -n -h "$WORK/$name" -p "${PORTS[$name]}" -U bencher "$@" bench 2>&1) || { echo "$out" >&2; return 1; }
     awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); print b[1]}' <<<"$out" >>"$WORK/$counter"
-    awk '/^tps = / {print $3}' <<<"$out"
+    echo "$out"
 }
-# latency NAME COUNTER ARGS... -> prints the average latency in ms; counts like bench().
-latency() {
-    local name=$1 counter=$2; shift 2
-    local out
-    out=$("${BIN[$name]}/pgbench" -n -h "$WORK/$name" -p "${PORTS[$name]}" -U bencher "$@" bench 2>&1) || { echo "$out" >&2; return 1; }
-    awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); print b[1]}' <<<"$out" >>"$WORK/$counter"
-    awk '/latency average/ {print $4}' <<<"$out"
-}
+bench() { pgb "$@" | awk '/^tps = / {print $3}'; }
+latency() { pgb "$@" | awk '/latency average/ {print $4}'; }
 total() { [[ -f $WORK/$1 ]] && awk '{s += $1} END {print s}' "$WORK/$1" || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 spread() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%s..%s", lo, hi}'; }

@@ -7,7 +7,7 @@
 
 use crate::guc_scope::as_definer;
 use crate::schema::{self, Schema};
-use pg_repair_core::records::{Cell, Chained as ChainedRow};
+use pg_repair_core::records::{strip_nulls, Cell, Chained as ChainedRow};
 use pg_repair_core::time::Utc;
 use pg_repair_core::{chain_hash, sha256_hex, to_canonical_json};
 use pgrx::datum::DatumWithOid;
@@ -370,18 +370,6 @@ fn row_document(json: &str) -> Option<Value> {
     m.remove("row_hash");
     strip_nulls(&mut v);
     Some(v)
-}
-
-/// jsonb_strip_nulls: object fields whose value is null go, at every depth; array elements stay.
-fn strip_nulls(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|_, x| !x.is_null());
-            m.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
 }
 
 fn verify_versions(schema: Schema, v: &mut Verification) {
