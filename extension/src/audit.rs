@@ -156,7 +156,7 @@ pub fn append_row<R: ChainedRow>(table: &str, key: &str, row: &R, schema: Schema
 }
 
 /// A cell as a statement parameter (text for the types the statement casts).
-pub fn datum(cell: &Cell) -> DatumWithOid<'static> {
+fn datum(cell: &Cell) -> DatumWithOid<'static> {
     match cell {
         Cell::Text(v) => v.clone().into(),
         Cell::Int(v) => (*v).into(),

@@ -103,7 +103,7 @@ pub fn execute(req: &Request) -> Result<Value> {
 
     let started_at = clock::now();
     let clock = Instant::now();
-    let requires_after = current.requires_after().to_vec();
+    let requires_after = current.requires_after();
     let statements = statements_of(&current)?;
     let lock_ms = current
         .lock_timeout_ms()
@@ -112,7 +112,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         .statement_timeout_ms()
         .unwrap_or_else(gucs::statement_timeout_ms);
     let today = clock::today();
-    let waivers = current.waivers().to_vec();
+    let waivers = current.waivers();
 
     let outcome = if !missing_before.is_empty() {
         let (code, name) = Kind::RequiresBeforeMissing.code_and_name();
@@ -138,7 +138,7 @@ pub fn execute(req: &Request) -> Result<Value> {
             restricted,
             lock_ms,
             stmt_ms,
-            requires_after: &requires_after,
+            requires_after,
             waived,
         })
     };
@@ -147,7 +147,7 @@ pub fn execute(req: &Request) -> Result<Value> {
     let duration_us = clock.elapsed().as_micros() as i64;
     let mut waivers_used: Vec<WaiverUsed> = lint::from_json(&current.lint)
         .iter()
-        .filter_map(|f| lint::waived_by(f, &waivers, &today))
+        .filter_map(|f| lint::waived_by(f, waivers, &today))
         .map(|w| WaiverUsed {
             rule: w.rule.id().to_string(),
             until: w.until.clone(),

@@ -308,7 +308,8 @@ pub struct Reported {
 
 /// Every verdict for a playbook, without a request (repair.preview).
 pub struct Report {
-    pub role: Result<Role>,
+    /// The declared role, when guard 1 passed.
+    pub role: Option<Role>,
     pub guards: Vec<Reported>,
     /// As stored when it fails verification (the failure is guard 7's verdict), else verified.
     pub current: Current,
@@ -385,8 +386,7 @@ pub fn authorize(req: &Request) -> Result<Authorization> {
 /// Every guard's verdict for playbook `id` (None: no such playbook). Call under as_definer.
 pub fn report(id: &str) -> Option<Report> {
     let mut mode = Mode::Report(Vec::new());
-    let role = declared_role();
-    let (_, _, current) = walk(id, &mut mode).ok().flatten()?;
+    let (role, _, current) = walk(id, &mut mode).ok().flatten()?;
     let Mode::Report(guards) = mode else {
         unreachable!()
     };

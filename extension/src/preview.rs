@@ -60,7 +60,7 @@ pub fn preview(id: &str) -> Option<Value> {
         "title": current.title(),
         "description": current.description(),
         "status": if current.retired { "retired" } else { "active" },
-        "declared_role": role.as_ref().ok().map(|r| r.as_str()),
+        "declared_role": role.map(|r| r.as_str()),
         "environments": current.playbook().map(|p| &p.environments),
         "guards": guard_list,
         "would_run": would_run,

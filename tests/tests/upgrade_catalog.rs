@@ -294,17 +294,29 @@ fn a_schema_that_is_neither_release_is_refused() {
         } else {
             create_fresh(c, db);
         }
+        let mut carol = c.connect(db, "carol");
         let (_, hash, _) = pg_repair_tests::register(
-            &mut c.connect(db, "carol"),
+            &mut carol,
             &pg_repair_tests::playbook(
                 "up_mm",
                 "CREATE TABLE IF NOT EXISTS public.up_mm (id int);",
             ),
         );
+        let (_, warm, _) = pg_repair_tests::register(
+            &mut carol,
+            &pg_repair_tests::playbook(
+                "up_warm",
+                "CREATE TABLE IF NOT EXISTS public.up_warm (id int);",
+            ),
+        );
+        // This backend has answered "which schema" before the edit (the answer is cached per
+        // backend): the edit must still be seen by the very same session.
+        let mut alice = c.connect(db, "alice");
+        let r = pg_repair_tests::execute(&mut alice, "up_warm", &warm, "r").unwrap();
+        assert_eq!(r["status"], "SUCCESS", "{db}: {r}");
         let mut su = c.connect(db, "postgres");
         su.batch_execute(edit).unwrap();
         // Nothing runs unrecorded: execute is refused before its statements.
-        let mut alice = c.connect(db, "alice");
         let e = db_error(pg_repair_tests::execute(&mut alice, "up_mm", &hash, "r"));
         assert!(
             e.message().starts_with("SCHEMA_MISMATCH"),
