@@ -8,6 +8,7 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod online;
 pub mod records;
 pub mod rules;
 pub mod source;
@@ -19,6 +20,6 @@ pub use canonical::{sha256_hex, to_canonical_json};
 pub use chain::{chain_hash, lock_key, GENESIS};
 pub use rules::{Rule, Severity};
 pub use source::{
-    from_canonical, parse, parse_playbook, Check, CheckSeverity, ParseError, Playbook, Source,
-    Waiver,
+    batch_marker_lines, from_canonical, parse, parse_playbook, Check, CheckSeverity, Mode,
+    ParseError, Playbook, Source, Waiver, BATCH_MARKER,
 };

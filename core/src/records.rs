@@ -17,12 +17,15 @@ pub struct WaiverUsed {
     pub because: String,
 }
 
-/// SUCCESS or FAILED (the table's CHECK constraint).
+/// A run's status (the table's CHECK constraint). STARTED and ABORTED only occur in online runs:
+/// the STARTED row opens the run, a SUCCESS, FAILED or ABORTED row naming it closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RunStatus {
     Success,
     Failed,
+    Started,
+    Aborted,
 }
 
 impl RunStatus {
@@ -30,6 +33,8 @@ impl RunStatus {
         match self {
             RunStatus::Success => "SUCCESS",
             RunStatus::Failed => "FAILED",
+            RunStatus::Started => "STARTED",
+            RunStatus::Aborted => "ABORTED",
         }
     }
 }
@@ -61,6 +66,13 @@ pub struct RunRow {
     pub statements_executed: i32,
     pub duration_us: i64,
     pub waivers: Vec<WaiverUsed>,
+    /// `Some("online")` for the rows of an online run; None (NULL) for a transactional run.
+    pub mode: Option<String>,
+    /// The online run this row belongs to: the STARTED row's run_id, in it and in its closing row.
+    pub online_run: Option<String>,
+    /// Online runs' closing rows: batches run and rows the statements affected.
+    pub batches: Option<i32>,
+    pub rows_affected: Option<i64>,
 }
 
 fn strings(v: &[String]) -> Value {
@@ -75,6 +87,7 @@ pub enum Cell {
     BigInt(Option<i64>),
     Bool(bool),
     Uuid(String),
+    NullableUuid(Option<String>),
     /// PostgreSQL `TimestampTz`.
     Timestamp(i64),
     Json(Value),
@@ -94,6 +107,7 @@ impl Cell {
             Cell::BigInt(v) => v.map_or(Value::Null, Value::from),
             Cell::Bool(b) => Value::Bool(*b),
             Cell::Uuid(u) => Value::String(u.clone()),
+            Cell::NullableUuid(u) => u.clone().map_or(Value::Null, Value::String),
             Cell::Timestamp(t) => Value::String(Utc::from_pg(*t).jsonb_text()),
             Cell::Json(v) => v.clone(),
             Cell::TextArray(v) => v.as_ref().map_or(Value::Null, |a| {
@@ -109,7 +123,7 @@ impl Cell {
             Cell::Int(_) => "integer",
             Cell::BigInt(_) => "bigint",
             Cell::Bool(_) => "boolean",
-            Cell::Uuid(_) => "uuid",
+            Cell::Uuid(_) | Cell::NullableUuid(_) => "uuid",
             Cell::Timestamp(_) => "timestamptz",
             Cell::Json(_) => "jsonb",
             Cell::TextArray(_) => "text[]",
@@ -181,6 +195,10 @@ impl Chained for RunRow {
                 "waivers",
                 Cell::Json(serde_json::to_value(&self.waivers).unwrap_or(Value::Array(vec![]))),
             ),
+            ("mode", Cell::Text(self.mode.clone())),
+            ("online_run", Cell::NullableUuid(self.online_run.clone())),
+            ("batches", Cell::Int(self.batches)),
+            ("rows_affected", Cell::BigInt(self.rows_affected)),
         ]
     }
 }
@@ -346,6 +364,10 @@ impl RunRow {
             started_at: Utc::from_pg(self.started_at).text(),
             finished_at: Utc::from_pg(self.finished_at).text(),
             row_hash: row_hash.to_string(),
+            mode: self.mode.clone(),
+            online_run: self.online_run.clone(),
+            batches: self.batches,
+            rows_affected: self.rows_affected,
         }
     }
 }
@@ -371,6 +393,49 @@ pub struct RunResult {
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`
     pub started_at: String,
     pub finished_at: String,
+    pub row_hash: String,
+    /// Online runs only (absent for a transactional run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batches: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_affected: Option<i64>,
+}
+
+/// One statement of an online run, as `repair.online_begin` hands it to the client: the client
+/// sends `sql` exactly, alone, as a top-level statement (a batch statement until it affects 0
+/// rows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineStatement {
+    pub n: i32,
+    /// File line of the statement's first line.
+    pub line: i32,
+    pub sql: String,
+    pub batch: bool,
+}
+
+/// What `repair.online_begin` returns when the run started (`status` = STARTED). When the run
+/// could not start (requires-before missing) it returns a [`RunResult`] with status FAILED
+/// instead: read `status` first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineStart {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub playbook: String,
+    pub version: i32,
+    pub hash: String,
+    pub declared_role: String,
+    pub executed_as: String,
+    pub lock_timeout_ms: i32,
+    pub statement_timeout_ms: i32,
+    pub batch_pause_ms: i32,
+    pub statements: Vec<OnlineStatement>,
+    /// Earlier online runs of this playbook whose session ended before they finished.
+    pub incomplete_runs: Vec<String>,
+    pub started_at: String,
     pub row_hash: String,
 }
 
@@ -407,6 +472,10 @@ mod tests {
                 until: "2099-01-01".into(),
                 because: "x".into(),
             }],
+            mode: None,
+            online_run: None,
+            batches: None,
+            rows_affected: None,
         }
     }
 

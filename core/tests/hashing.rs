@@ -332,3 +332,57 @@ fn huge_inputs_do_not_panic() {
     assert!(parse(&"\n".repeat(100_000)).is_err());
     assert!(parse(&"\r".repeat(100_000)).is_err());
 }
+
+#[test]
+fn an_online_playbook_hashes_with_its_mode_and_pause() {
+    let base = "-- repair: online_ix\n-- title: Index, online\n";
+    let body = "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x);\n";
+    let tx = pb(&format!("{base}{body}"));
+    assert!(
+        !tx.canonical_json().contains("\"mode\""),
+        "transactional: no mode key"
+    );
+    let online = pb(&format!("{base}-- mode: online\n{body}"));
+    assert_eq!(
+        online.canonical_json(),
+        tx.canonical_json()
+            .replacen(
+                "\"lock_timeout_ms\"",
+                "\"lock_timeout_ms\":null,\"mode\":\"online\",\"x\"",
+                1
+            )
+            .replace(",\"x\":null", "")
+    );
+    assert_ne!(online.hash(), tx.hash());
+    // an explicit transactional mode hashes as no header at all
+    assert_eq!(
+        pb(&format!("{base}-- mode: transactional\n{body}")).hash(),
+        tx.hash()
+    );
+    let paused = pb(&format!(
+        "{base}-- mode: online\n-- batch-pause: 100ms\n{body}"
+    ));
+    assert!(paused.canonical_json().contains("\"batch_pause_ms\":100"));
+    assert_eq!(
+        pb(&format!("{base}-- mode: online\n-- batch-pause: 0\n{body}")).batch_pause_ms,
+        Some(0)
+    );
+}
+
+#[test]
+fn batch_lines_and_pauses_need_online_mode() {
+    let e = pg_repair_core::parse("-- repair: p\n-- title: t\n-- batch-pause: 1s\nSELECT 1;\n")
+        .unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("mode: online"), "{e}");
+    let e = pg_repair_core::parse(
+        "-- repair: p\n-- title: t\nSELECT 1;\n-- batch\nUPDATE public.t SET x = 1 WHERE false;\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, 4);
+    let e =
+        pg_repair_core::parse("-- repair: p\n-- title: t\n-- mode: fast\nSELECT 1;\n").unwrap_err();
+    assert!(e.message.contains("unknown mode"), "{e}");
+    let p = pb("-- repair: p\n-- title: t\n-- mode: online\nSELECT 1;\n  -- batch  \nUPDATE public.t SET x = 1 WHERE false;\n");
+    assert_eq!(p.batch_marker_lines(), vec![2]);
+}

@@ -1,7 +1,7 @@
 //! The JSON objects that are hashed (format 1). Changing anything here changes every registered
 //! hash, so the key set is pinned by the published test vector.
 
-use super::{Check, CheckSeverity, Playbook, Source, Waiver};
+use super::{Check, CheckSeverity, Mode, Playbook, Source, Waiver};
 use crate::canonical::{sha256_hex, to_canonical_json};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ fn waivers(w: &[Waiver]) -> Value {
 
 impl Playbook {
     pub fn canonical_value(&self) -> Value {
-        json!({
+        let mut v = json!({
             "description": self.description,
             "environments": sorted_unique(&self.environments),
             "format": FORMAT,
@@ -41,7 +41,16 @@ impl Playbook {
             "statement_timeout_ms": self.statement_timeout_ms,
             "title": self.title,
             "waivers": waivers(&self.waivers),
-        })
+        });
+        // Keys only online playbooks have: every hash published before modes existed (and every
+        // transactional playbook's since) is unchanged.
+        if self.mode == Mode::Online {
+            v["mode"] = json!("online");
+            if let Some(ms) = self.batch_pause_ms {
+                v["batch_pause_ms"] = json!(ms);
+            }
+        }
+        v
     }
 
     pub fn canonical_json(&self) -> String {
@@ -93,6 +102,10 @@ struct StoredPlaybook {
     statement_timeout_ms: Option<i32>,
     title: String,
     waivers: Vec<Waiver>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    batch_pause_ms: Option<i32>,
 }
 
 /// The canonical object of a check, as stored.
@@ -136,7 +149,14 @@ pub fn from_canonical(json: &str, body_line: u32) -> Option<Source> {
         }))
     } else {
         let p: StoredPlaybook = serde_json::from_value(v).ok()?;
-        if p.format != FORMAT {
+        // Only the form canonical_value writes: `mode` present exactly for online playbooks, a
+        // pause only with it.
+        let mode = match p.mode {
+            None => Mode::Transactional,
+            Some(Mode::Online) => Mode::Online,
+            Some(Mode::Transactional) => return None,
+        };
+        if p.format != FORMAT || (mode != Mode::Online && p.batch_pause_ms.is_some()) {
             return None;
         }
         Some(Source::Playbook(Playbook {
@@ -149,6 +169,8 @@ pub fn from_canonical(json: &str, body_line: u32) -> Option<Source> {
             lock_timeout_ms: p.lock_timeout_ms,
             statement_timeout_ms: p.statement_timeout_ms,
             waivers: p.waivers,
+            mode,
+            batch_pause_ms: p.batch_pause_ms,
             sql: p.sql,
             body_line,
         }))
@@ -166,6 +188,10 @@ mod stored_tests {
         let parsed = crate::parse(src).unwrap();
         let back = from_canonical(&parsed.canonical_json(), parsed.body_line()).unwrap();
         assert_eq!(back, parsed);
+        let online = crate::parse("-- repair: p2\n-- title: T\n-- mode: online\n-- batch-pause: 100ms\n\
+                   CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x);\n-- batch\nUPDATE public.t SET x = 1 WHERE false;\n").unwrap();
+        let back = from_canonical(&online.canonical_json(), online.body_line()).unwrap();
+        assert_eq!(back, online);
         let check = crate::parse("-- check: c1\n-- title: C\n-- severity: critical\n-- tags: a, b\nSELECT 1 WHERE false;\n").unwrap();
         let back = from_canonical(&check.canonical_json(), check.body_line()).unwrap();
         assert_eq!(back, check);

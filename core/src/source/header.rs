@@ -18,6 +18,8 @@ pub const PLAYBOOK_KEYS: &[&str] = &[
     "requires-after",
     "lock-timeout",
     "statement-timeout",
+    "mode",
+    "batch-pause",
     "waive",
 ];
 
@@ -127,6 +129,8 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
     let mut lock_timeout_ms = None;
     let mut statement_timeout_ms = None;
     let mut waivers: Vec<Waiver> = Vec::new();
+    let mut mode = None;
+    let mut batch_pause = None;
     let mut waived_on: HashMap<Rule, u32> = HashMap::new();
 
     for h in &layout.header {
@@ -145,6 +149,10 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
             }
             "statement-timeout" => {
                 statement_timeout_ms = Some(values::timeout_ms(h.key, h.value).map_err(at)?)
+            }
+            "mode" => mode = Some((values::mode(h.value).map_err(at)?, h.line)),
+            "batch-pause" => {
+                batch_pause = Some((values::pause_ms(h.key, h.value).map_err(at)?, h.line))
             }
             "waive" => {
                 let waiver = values::waiver(h.value).map_err(at)?;
@@ -176,6 +184,23 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
         }
     };
     let (sql, body_line) = body(layout)?;
+    let mode = mode.map(|(m, _)| m).unwrap_or_default();
+    if mode != super::Mode::Online {
+        if let Some((_, line)) = batch_pause {
+            return Err(err(
+                line,
+                "`batch-pause` applies to batch statements, which only online playbooks have: \
+                 add `-- mode: online`, or remove the line",
+            ));
+        }
+        if let Some(n) = super::batch_marker_lines(&sql).first() {
+            return Err(err(
+                body_line + n - 1,
+                "a `-- batch` line marks a batch statement, which only online playbooks have: \
+                 add `-- mode: online` to the header, or remove the line",
+            ));
+        }
+    }
     waivers.sort_by(|a, b| (&a.rule, &a.until, &a.because).cmp(&(&b.rule, &b.until, &b.because)));
     Ok(Playbook {
         id,
@@ -187,6 +212,8 @@ pub(super) fn playbook(layout: &Layout<'_>) -> Result<Playbook, ParseError> {
         lock_timeout_ms,
         statement_timeout_ms,
         waivers,
+        mode,
+        batch_pause_ms: batch_pause.map(|(ms, _)| ms),
         sql,
         body_line,
     })

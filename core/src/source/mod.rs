@@ -24,6 +24,24 @@ pub struct Waiver {
     pub because: String,
 }
 
+impl Playbook {
+    /// Lines of `sql` (1-based within the body) that are a `-- batch` marker.
+    pub fn batch_marker_lines(&self) -> Vec<u32> {
+        batch_marker_lines(&self.sql)
+    }
+}
+
+/// Lines of a normalised body (1-based) that are exactly a `-- batch` marker (surrounding spaces
+/// allowed). Whether the line is a comment or sits inside a literal is for the SQL parser to
+/// decide (the server's lint does); here it is only a line.
+pub fn batch_marker_lines(sql: &str) -> Vec<u32> {
+    sql.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == BATCH_MARKER)
+        .map(|(i, _)| i as u32 + 1)
+        .collect()
+}
+
 impl Waiver {
     /// Whether the waiver still lifts its rule on `today` (`YYYY-MM-DD`): through its `until`
     /// day inclusive. Both dates are zero-padded `YYYY-MM-DD`, so text order is date order.
@@ -31,6 +49,28 @@ impl Waiver {
         self.until.as_str() >= today
     }
 }
+
+/// How a playbook runs: in one transaction (`repair.execute`), or one top-level statement at a
+/// time (`repair.online_begin` … `online_finish`, driven by `pgrepair execute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Transactional,
+    Online,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Transactional => "transactional",
+            Mode::Online => "online",
+        }
+    }
+}
+
+/// The body line that marks the next statement of an online playbook as a batch statement.
+pub const BATCH_MARKER: &str = "-- batch";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Playbook {
@@ -46,6 +86,9 @@ pub struct Playbook {
     pub statement_timeout_ms: Option<i32>,
     /// Sorted by rule, then until.
     pub waivers: Vec<Waiver>,
+    pub mode: Mode,
+    /// `batch-pause` (online playbooks only): the pause between two batches.
+    pub batch_pause_ms: Option<i32>,
     /// Normalised body: LF line ends, no trailing spaces or tabs, no leading or trailing blank
     /// lines, no final newline.
     pub sql: String,
@@ -109,6 +152,14 @@ impl Source {
         match self {
             Source::Playbook(p) => &p.sql,
             Source::Check(c) => &c.sql,
+        }
+    }
+
+    /// Transactional for a check.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Source::Playbook(p) => p.mode,
+            Source::Check(_) => Mode::Transactional,
         }
     }
 

@@ -306,6 +306,29 @@ pub(super) fn timeout_ms(key: &str, value: &str) -> Result<i32, String> {
     }
 }
 
+pub(super) fn mode(value: &str) -> Result<super::Mode, String> {
+    match value {
+        "transactional" => Ok(super::Mode::Transactional),
+        "online" => Ok(super::Mode::Online),
+        other => Err(format!(
+            "unknown mode `{}`: write `transactional` (the default) or `online`",
+            shown(other)
+        )),
+    }
+}
+
+/// A pause: like a timeout, but zero is allowed (`0ms`, or a bare `0`).
+pub(super) fn pause_ms(key: &str, value: &str) -> Result<i32, String> {
+    let zero = value.trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == ' ' || c == '\t');
+    if !zero.is_empty() && zero.bytes().all(|b| b == b'0') {
+        let unit = value[zero.len()..].trim_start_matches([' ', '\t']);
+        if matches!(unit, "" | "ms" | "s" | "min") {
+            return Ok(0);
+        }
+    }
+    timeout_ms(key, value)
+}
+
 pub(super) fn waiver(value: &str) -> Result<Waiver, String> {
     let template = "write `-- waive: RULE until YYYY-MM-DD because TEXT`";
     let (rule, rest) = token(value);
