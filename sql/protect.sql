@@ -102,13 +102,17 @@ COMMENT ON TABLE repair.playbook_versions IS
 COMMENT ON TABLE repair.registry_events IS
     'Register/update/retire events, hash-chained per playbook (append-only; checked by repair.verify_audit())';
 COMMENT ON TABLE repair.runs IS
-    'Audit trail: one row per repair.execute() run, hash-chained per playbook (append-only; checked by repair.verify_audit())';
+    'Audit trail: one row per repair.execute() run and two per online run (STARTED, then SUCCESS/FAILED/ABORTED), hash-chained per playbook (append-only; checked by repair.verify_audit())';
 COMMENT ON VIEW repair.playbooks IS
     'The current version of every playbook and check with status (active/retired) and lint counts, ordered by id';
 COMMENT ON COLUMN repair.runs.prev_hash IS 'row_hash of this playbook''s previous run (NULL for its first run)';
 COMMENT ON COLUMN repair.runs.row_hash IS
     'sha256(coalesce(prev_hash, 64 zeros) || canonical JSON of the row without prev_hash/row_hash)';
 COMMENT ON COLUMN repair.runs.duration_us IS 'wall time of the run in microseconds';
+COMMENT ON COLUMN repair.runs.mode IS 'online for both rows of an online run (STARTED, then SUCCESS/FAILED/ABORTED); NULL for a transactional run';
+COMMENT ON COLUMN repair.runs.online_run IS 'the online run this row belongs to: the run_id of its STARTED row (a STARTED row no other row names is an INCOMPLETE run)';
+COMMENT ON COLUMN repair.runs.batches IS 'online runs'' closing rows: batches of the batch statements that ran';
+COMMENT ON COLUMN repair.runs.rows_affected IS 'online runs'' closing rows: rows the statements affected';
 COMMENT ON COLUMN repair.registry_events.version_digest IS
     'SHA-256 of the canonical JSON of the version row this event records (every column: source, lint, registered_by, ...), so the chain covers playbook_versions';
 COMMENT ON COLUMN repair.baseline_captures.counts_digest IS
@@ -126,6 +130,12 @@ COMMENT ON FUNCTION repair.preview(text) IS
     'What repair.execute would do for this caller: guard verdicts, missing objects, statements, lint, waivers. Writes nothing';
 COMMENT ON FUNCTION repair.execute(text, text, text, boolean, text) IS
     'Run a playbook through every guard, in a subtransaction, and record the run in repair.runs; returns the run as jsonb';
+COMMENT ON FUNCTION repair.online_begin(text, text, text, boolean, text) IS
+    'Begin an online run (mode: online): guards, requires-before, the playbook lock for the whole run, a STARTED row; the session may then send only the returned statements, in order';
+COMMENT ON FUNCTION repair.online_finish(uuid) IS
+    'Finish this session''s online run: requires-after, the closing row (SUCCESS or FAILED, with batches and rows affected); releases the playbook lock';
+COMMENT ON FUNCTION repair.online_abort(uuid, text) IS
+    'Abort this session''s online run with a reason: the closing row (ABORTED); releases the playbook lock';
 COMMENT ON FUNCTION repair.verify_audit() IS
     'Recompute every hash chain (runs, registry events, checks, baselines), every stored version and baseline count; ok, the first bad row, and problems: every broken link';
 COMMENT ON FUNCTION repair.audit_head() IS

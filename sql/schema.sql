@@ -55,7 +55,7 @@ CREATE TABLE repair.runs (
     confirm_prod        boolean     NOT NULL,
     reason              text        NOT NULL,
     request_id          text,
-    status              text        NOT NULL CHECK (status IN ('SUCCESS', 'FAILED')),
+    status              text        NOT NULL CHECK (status IN ('SUCCESS', 'FAILED', 'STARTED', 'ABORTED')),
     error_code          text,
     error_message       text CHECK (length(error_message) <= 1000),
     missing_before      jsonb       NOT NULL DEFAULT '[]',
@@ -65,7 +65,13 @@ CREATE TABLE repair.runs (
     duration_us         bigint      NOT NULL,
     waivers             jsonb       NOT NULL DEFAULT '[]',
     prev_hash           text,
-    row_hash            text        NOT NULL
+    row_hash            text        NOT NULL,
+    -- Online runs (0.3.0): 'online' in both rows of an online run; the STARTED row's run_id in
+    -- both; batches and rows affected in the closing row. NULL in transactional runs.
+    mode                text        CHECK (mode = 'online'),
+    online_run          uuid,
+    batches             integer,
+    rows_affected       bigint
 );
 CREATE INDEX runs_chain ON repair.runs (playbook_id, seq);
 CREATE INDEX runs_started ON repair.runs (started_at);
@@ -100,7 +106,8 @@ SELECT v.playbook_id                                   AS id,
          WHERE f ->> 'severity' = 'warning')::integer  AS lint_warnings,
        COALESCE(c.doc -> 'waivers', '[]')              AS waivers,
        v.registered_at,
-       v.registered_by
+       v.registered_by,
+       COALESCE(c.doc ->> 'mode', 'transactional')     AS mode
   FROM repair.playbook_versions v
   CROSS JOIN LATERAL (SELECT v.canonical::jsonb AS doc) c
   LEFT JOIN LATERAL (SELECT ev.action FROM repair.registry_events ev

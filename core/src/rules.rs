@@ -156,6 +156,10 @@ rules! {
         "CREATE EXTENSION of an extension that reaches outside the transaction or the server's file system (remote sessions, files, untrusted code); never in a playbook";
     BanEventTrigger = "ban-event-trigger", Error, Lint, Always,
         "an event trigger runs its function later in other sessions (on every DDL, or at every login from PostgreSQL 17), after the run and outside its guards; not a playbook's job";
+    /// A `-- batch` line of an online playbook that marks no statement, or marks one that cannot
+    /// be repeated until it affects no rows.
+    BatchStatement = "batch-statement", Error, Lint, No,
+        "a `-- batch` line must stand right before an UPDATE, DELETE, INSERT or MERGE that affects 0 rows once the work is done";
     /// The parser's own message and position, or a statement nested too deeply to verify.
     SyntaxError = "syntax-error", Error, Lint, No,
         "the SQL does not parse (fix the SQL so PostgreSQL's parser accepts it)";

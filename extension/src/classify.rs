@@ -393,7 +393,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_IndexStmt => {
                 let s = &*(node as *mut pg_sys::IndexStmt);
                 if s.concurrent {
-                    out.push(Hit::new(Rule::BanNonTransactional, format!("CREATE INDEX CONCURRENTLY {NOT_IN_TXN}; use CREATE INDEX IF NOT EXISTS, or build it outside pg_repair")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("CREATE INDEX CONCURRENTLY {NOT_IN_TXN}; use CREATE INDEX IF NOT EXISTS, or an online playbook (-- mode: online)")));
                 }
                 if !s.if_not_exists {
                     let hint = if s.idxname.is_null() { "name the index and write CREATE INDEX IF NOT EXISTS name ON …" } else { "write CREATE INDEX IF NOT EXISTS" };
@@ -403,7 +403,7 @@ unsafe fn walk(node: *mut pg_sys::Node, depth: usize, out: &mut Vec<Hit>) {
             T::T_ReindexStmt => {
                 let s = &*(node as *mut pg_sys::ReindexStmt);
                 if option_names(s.params).iter().any(|o| o == "concurrently") {
-                    out.push(Hit::new(Rule::BanNonTransactional, format!("REINDEX CONCURRENTLY {NOT_IN_TXN}")));
+                    out.push(Hit::new(Rule::BanNonTransactional, format!("REINDEX CONCURRENTLY {NOT_IN_TXN}; use an online playbook (-- mode: online)")));
                 } else if s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX && s.kind != pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE {
                     out.push(Hit::new(Rule::BanNonTransactional, format!("REINDEX SCHEMA/DATABASE/SYSTEM {NOT_IN_TXN}")));
                 }

@@ -49,12 +49,23 @@ pub fn violation() -> Option<String> {
 /// While alive, the region is enforced; Drop ends it on every exit path.
 pub struct Region(&'static AtomicBool);
 
+/// Starts the playbook region without a guard value: an online run's statement spans several
+/// hook calls. [`leave_playbook`] ends it (also from the transaction-abort callback).
+pub fn enter_playbook(waived: Vec<Rule>) {
+    WAIVED.with(|w| *w.borrow_mut() = waived);
+    VIOLATION.with(|v| *v.borrow_mut() = None);
+    crate::hooks::prepare_function_decisions();
+    PLAYBOOK.store(true, Ordering::Relaxed);
+}
+
+pub fn leave_playbook() {
+    PLAYBOOK.store(false, Ordering::Relaxed);
+    WAIVED.with(|w| w.borrow_mut().clear());
+}
+
 impl Region {
     pub fn playbook(waived: Vec<Rule>) -> Region {
-        WAIVED.with(|w| *w.borrow_mut() = waived);
-        VIOLATION.with(|v| *v.borrow_mut() = None);
-        crate::hooks::prepare_function_decisions();
-        PLAYBOOK.store(true, Ordering::Relaxed);
+        enter_playbook(waived);
         Region(&PLAYBOOK)
     }
     pub fn check() -> Region {

@@ -64,6 +64,11 @@ pub enum Kind {
     /// The library was loaded other than through shared_preload_libraries. Raised in _PG_init
     /// (lib.rs), before any SQL function exists.
     PreloadRequired,
+    /// An online run's session sent something other than the playbook's next statement; or
+    /// repair.execute was asked to run an online playbook.
+    OnlineSequence,
+    /// A call that must be alone in its transaction was made inside a transaction block.
+    InTransactionBlock,
 }
 
 impl Kind {
@@ -92,6 +97,8 @@ impl Kind {
             Kind::Protected => ("42501", "PROTECTED"),
             Kind::AppendOnly => ("42501", "APPEND_ONLY"),
             Kind::PreloadRequired => ("55000", "PRELOAD_REQUIRED"),
+            Kind::OnlineSequence => ("RP011", "ONLINE_SEQUENCE"),
+            Kind::InTransactionBlock => ("25001", "ACTIVE_SQL_TRANSACTION"),
         }
     }
     pub fn code(self) -> &'static str {
@@ -221,7 +228,7 @@ mod elog_ffi {
 /// # Safety
 /// `errfinish` longjmps to the innermost PG_TRY, skipping every Rust frame in between: call only
 /// where nothing with a destructor is alive above (this is what [`boundary`] guarantees).
-unsafe fn raise_now(e: RepairError) -> ! {
+pub unsafe fn raise_now(e: RepairError) -> ! {
     let code = make_sqlstate(e.kind.code());
     // SAFETY: pstrdup copies a NUL-terminated string alive for the call into the current
     // memory context, where it outlives the longjmp below.

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 /// The run_as target: repair.run_as, or the session user. A configured role that does not exist
 /// refuses the run rather than falling back.
-fn target_role() -> Result<(pg_sys::Oid, String, bool)> {
+pub fn target_role() -> Result<(pg_sys::Oid, String, bool)> {
     match gucs::run_as() {
         None => {
             let (oid, name) = identity::session_user();
@@ -94,6 +94,17 @@ pub fn execute(req: &Request) -> Result<Value> {
         // A schema that is no release's exactly is refused before any statement runs (appending
         // the run would refuse it too, after the statements).
         let schema = crate::schema::detect();
+        if current.mode() == pg_repair_core::Mode::Online {
+            return Err(RepairError::new(
+                Kind::OnlineSequence,
+                format!(
+                    "playbook {} is an online playbook (mode: online): its statements run one at a time, each in its own transaction, which repair.execute cannot do",
+                    current.id
+                ),
+            )
+            .detail("Nothing was executed.")
+            .hint("Run it with pgrepair execute (same flags), or with repair.online_begin, its statements, and repair.online_finish."));
+        }
         let missing_before = missing(current.requires_before());
         Ok((role, reason, current, missing_before, schema))
     })?;
@@ -145,16 +156,7 @@ pub fn execute(req: &Request) -> Result<Value> {
 
     let finished_at = clock::now();
     let duration_us = clock.elapsed().as_micros() as i64;
-    let mut waivers_used: Vec<WaiverUsed> = lint::from_json(&current.lint)
-        .iter()
-        .filter_map(|f| lint::waived_by(f, waivers, &today))
-        .map(|w| WaiverUsed {
-            rule: w.rule.id().to_string(),
-            until: w.until.clone(),
-            because: w.because.clone(),
-        })
-        .collect();
-    waivers_used.dedup();
+    let waivers_used = waivers_used(&current, &today);
 
     let row = RunRow {
         run_id: clock::uuid(),
@@ -180,10 +182,29 @@ pub fn execute(req: &Request) -> Result<Value> {
         statements_executed: outcome.executed,
         duration_us,
         waivers: waivers_used,
+        mode: None,
+        online_run: None,
+        batches: None,
+        rows_affected: None,
     };
     let row_hash = as_definer(|| audit::append_row("runs", &row.playbook_id, &row, schema));
     drop(outcome);
     Ok(serde_json::to_value(row.result(&row_hash)).expect("a run result is JSON"))
+}
+
+/// The waivers the playbook's lint findings rely on today, as the run row records them.
+pub fn waivers_used(current: &Current, today: &str) -> Vec<WaiverUsed> {
+    let mut used: Vec<WaiverUsed> = lint::from_json(&current.lint)
+        .iter()
+        .filter_map(|f| lint::waived_by(f, current.waivers(), today))
+        .map(|w| WaiverUsed {
+            rule: w.rule.id().to_string(),
+            until: w.until.clone(),
+            because: w.because.clone(),
+        })
+        .collect();
+    used.dedup();
+    used
 }
 
 thread_local! {
@@ -193,7 +214,7 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-fn statements_of(current: &Current) -> Result<std::rc::Rc<Vec<sqlparse::Statement>>> {
+pub fn statements_of(current: &Current) -> Result<std::rc::Rc<Vec<sqlparse::Statement>>> {
     if let Some(s) = SPLIT.with(|m| m.borrow().get(&current.hash).cloned()) {
         return Ok(s);
     }

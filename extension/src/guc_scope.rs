@@ -32,8 +32,13 @@ pub fn set_local_in_rolled_back_subxact(name: &CStr, value: &str) {
     set_option(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
 }
 
+/// Sets a setting for the rest of the session, as `SET` does (undone if the transaction aborts).
+pub fn set_for_session(name: &CStr, value: &str) {
+    set_option(name, value, pg_sys::GucAction::GUC_ACTION_SET);
+}
+
 /// A setting's value as SHOW prints it (None for an unknown name).
-fn current(name: &CStr) -> Option<String> {
+pub fn current(name: &CStr) -> Option<String> {
     // SAFETY: `name` is NUL-terminated; with missing_ok the call returns NULL rather than raising
     // for an unknown name, and the returned string is copied before anything can change it.
     unsafe {

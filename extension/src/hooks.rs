@@ -22,6 +22,7 @@
 //! run is refused, so SQL that catches the cancel cannot keep working.
 
 use crate::errors::{raise_in_hook, Kind, RepairError};
+use crate::online_hooks;
 use crate::parse_tree::NodeRef;
 use pg_repair_core::Rule;
 use pgrx::pg_sys;
@@ -31,6 +32,10 @@ use std::ffi::{c_char, CStr};
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREV_EXECUTOR_FINISH: pg_sys::ExecutorFinish_hook_type = None;
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 pub fn install() {
     // SAFETY: called once, from _PG_init while shared_preload_libraries loads in the postmaster:
@@ -43,6 +48,14 @@ pub fn install() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access);
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
+        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREV_EXECUTOR_FINISH = pg_sys::ExecutorFinish_hook;
+        pg_sys::ExecutorFinish_hook = Some(executor_finish);
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
     }
 }
 
@@ -185,6 +198,27 @@ mod raw {
             qc: *mut pg_sys::QueryCompletion,
         );
         pub fn standard_ExecutorStart(query_desc: *mut pg_sys::QueryDesc, eflags: std::ffi::c_int);
+        pub fn standard_planner(
+            parse: *mut pg_sys::Query,
+            query_string: *const c_char,
+            cursor_options: std::ffi::c_int,
+            bound_params: pg_sys::ParamListInfo,
+        ) -> *mut pg_sys::PlannedStmt;
+        #[cfg(not(feature = "pg18"))]
+        pub fn standard_ExecutorRun(
+            query_desc: *mut pg_sys::QueryDesc,
+            direction: pg_sys::ScanDirection::Type,
+            count: u64,
+            execute_once: bool,
+        );
+        #[cfg(feature = "pg18")]
+        pub fn standard_ExecutorRun(
+            query_desc: *mut pg_sys::QueryDesc,
+            direction: pg_sys::ScanDirection::Type,
+            count: u64,
+        );
+        pub fn standard_ExecutorFinish(query_desc: *mut pg_sys::QueryDesc);
+        pub fn standard_ExecutorEnd(query_desc: *mut pg_sys::QueryDesc);
     }
 }
 
@@ -265,6 +299,19 @@ unsafe extern "C-unwind" fn process_utility(
     // on unchanged to the previous hook or the standard one; PREV_PROCESS_UTILITY was written
     // once in _PG_init, before any backend existed, and is only read here.
     unsafe {
+        // An armed online session: only the run's next statement.
+        // Unboxed first: nothing allocated may be left behind by the longjmp of a refusal.
+        let verdict = online_hooks::judge_utility(pstmt, query_string, context).map(|b| *b);
+        let admitted = match verdict {
+            None => false,
+            Some(Ok(admitted)) => admitted,
+            Some(Err(e)) => crate::errors::raise_now(e),
+        };
+        // Lives on this frame for the call; an ERROR restores error_context_stack itself.
+        let mut capture = online_hooks::capture_entry();
+        if admitted {
+            pg_sys::error_context_stack = &mut capture;
+        }
         refuse_protected(pstmt);
         match PREV_PROCESS_UTILITY {
             Some(prev) => prev(
@@ -287,6 +334,10 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
+        }
+        if admitted {
+            pg_sys::error_context_stack = capture.previous;
+            online_hooks::utility_ended(qc);
         }
     }
 }
@@ -426,12 +477,144 @@ unsafe extern "C-unwind" fn executor_start(
     // previous hook or the standard one; PREV_EXECUTOR_START was written once in _PG_init,
     // before any backend existed, and is only read here.
     unsafe {
+        if let Some(e) = online_hooks::judge_started(query_desc, eflags).map(|b| *b) {
+            crate::errors::raise_now(e);
+        }
+        let mut capture = online_hooks::capture_entry();
+        let window = online_hooks::is_window_query(query_desc);
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+        }
         if judging(crate::enforcement::enforcing()) {
             refuse_dml(query_desc, eflags);
         }
         match PREV_EXECUTOR_START {
             Some(prev) => prev(query_desc, eflags),
             None => raw::standard_ExecutorStart(query_desc, eflags),
+        }
+        if window {
+            pg_sys::error_context_stack = capture.previous;
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard], like process_utility. Judges a top-level statement of an armed
+/// online session before the planner evaluates anything of it.
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: PostgreSQL calls this hook with live arguments, passed on unchanged; PREV_PLANNER
+    // was written once in _PG_init and is only read here.
+    unsafe {
+        let verdict = online_hooks::judge_planned(parse, query_string).map(|b| *b);
+        let planning = match verdict {
+            None | Some(Ok(online_hooks::Judged::Pass)) => false,
+            Some(Ok(_)) => true,
+            Some(Err(e)) => crate::errors::raise_now(e),
+        };
+        let plan = match PREV_PLANNER {
+            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
+            None => raw::standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if planning {
+            online_hooks::planning_ended();
+        }
+        plan
+    }
+}
+
+/// Deliberately not #[pg_guard]: captures the errors of an online run's statement.
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
+    unsafe {
+        let mut capture = online_hooks::capture_entry();
+        let window = online_hooks::is_window_query(query_desc);
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+        }
+        match PREV_EXECUTOR_RUN {
+            Some(prev) => prev(query_desc, direction, count, execute_once),
+            None => raw::standard_ExecutorRun(query_desc, direction, count, execute_once),
+        }
+        if window {
+            pg_sys::error_context_stack = capture.previous;
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard]: captures the errors of an online run's statement.
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
+    unsafe {
+        let mut capture = online_hooks::capture_entry();
+        let window = online_hooks::is_window_query(query_desc);
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+        }
+        match PREV_EXECUTOR_RUN {
+            Some(prev) => prev(query_desc, direction, count),
+            None => raw::standard_ExecutorRun(query_desc, direction, count),
+        }
+        if window {
+            pg_sys::error_context_stack = capture.previous;
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard]: captures the errors of an online run's statement.
+unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_FINISH is written once in _PG_init.
+    unsafe {
+        let mut capture = online_hooks::capture_entry();
+        let window = online_hooks::is_window_query(query_desc);
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+        }
+        match PREV_EXECUTOR_FINISH {
+            Some(prev) => prev(query_desc),
+            None => raw::standard_ExecutorFinish(query_desc),
+        }
+        if window {
+            pg_sys::error_context_stack = capture.previous;
+        }
+    }
+}
+
+/// Deliberately not #[pg_guard]: the end of an online run's statement (or control call).
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_END is written once in _PG_init.
+    unsafe {
+        let window = online_hooks::is_window_query(query_desc);
+        let rows = if window {
+            online_hooks::rows_processed(query_desc)
+        } else {
+            0
+        };
+        let mut capture = online_hooks::capture_entry();
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+        }
+        match PREV_EXECUTOR_END {
+            Some(prev) => prev(query_desc),
+            None => raw::standard_ExecutorEnd(query_desc),
+        }
+        if window {
+            pg_sys::error_context_stack = capture.previous;
+            online_hooks::window_ended(rows);
         }
     }
 }
@@ -642,6 +825,11 @@ unsafe extern "C-unwind" fn object_access(
     // unchanged to the previous hook; PREV_OBJECT_ACCESS was written once in _PG_init, before
     // any backend existed, and is only read here.
     unsafe {
+        if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
+            if let Some(e) = online_hooks::judge_function_call().map(|b| *b) {
+                crate::errors::raise_now(e);
+            }
+        }
         if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
             && judging(crate::enforcement::enforcing())
         {

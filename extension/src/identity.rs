@@ -31,6 +31,21 @@ impl AsUser {
     }
 }
 
+/// Switches to `role` for an online run's statement, which spans hook calls (so no guard value
+/// can hold it); returns the user and context to give to [`restore`] when it ends. A transaction
+/// abort in between is handled by the online module's transaction callback, which restores too.
+pub fn switch_for_statement(role: pg_sys::Oid, restricted: bool) -> (pg_sys::Oid, c_int) {
+    let guard = AsUser::switch(role, restricted);
+    let saved = (guard.uid, guard.ctx);
+    std::mem::forget(guard);
+    saved
+}
+
+pub fn restore((uid, ctx): (pg_sys::Oid, c_int)) {
+    // SAFETY: restores a user and context read earlier by switch_for_statement.
+    unsafe { pg_sys::SetUserIdAndSecContext(uid, ctx) }
+}
+
 impl Drop for AsUser {
     fn drop(&mut self) {
         // SAFETY: restores exactly the user and context read in `switch`.

@@ -23,6 +23,8 @@ mod hooks;
 mod identity;
 mod lint;
 mod lock;
+mod online;
+mod online_hooks;
 mod parse_tree;
 mod preview;
 mod registry;
@@ -206,6 +208,64 @@ fn execute(
         execute::execute(&req)
             .map(JsonB)
             .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
+    })
+}
+
+/// Begin an online run: guards, requires-before, the playbook's lock for the whole run, the
+/// STARTED row; returns the run id and the statements the session may send next, one by one.
+/// search_path is not pinned on the function (the statements that follow use the caller's).
+#[pg_extern(security_definer)]
+fn online_begin(
+    id: Option<&str>,
+    expected_hash: Option<&str>,
+    reason: Option<&str>,
+    confirm_prod: default!(Option<bool>, false),
+    request_id: default!(Option<&str>, "NULL"),
+) -> JsonB {
+    let session = identity::session_user().1;
+    boundary(|| {
+        let req = guards::Request {
+            id: id.unwrap_or(""),
+            expected_hash,
+            reason,
+            confirm_prod: confirm_prod.unwrap_or(false),
+            request_id,
+        };
+        online::begin(&req)
+            .map(JsonB)
+            .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
+    })
+}
+
+fn uuid_text(u: &pgrx::Uuid) -> String {
+    let b = u.as_bytes();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Finish this session's online run: requires-after, the closing row (SUCCESS or FAILED).
+#[pg_extern(security_definer)]
+fn online_finish(run_id: Option<pgrx::Uuid>) -> JsonB {
+    boundary(|| {
+        let id = run_id.as_ref().map(uuid_text).unwrap_or_default();
+        online::end(&id, online::Ending::Finish, None).map(JsonB)
+    })
+}
+
+/// Abort this session's online run: the closing row (ABORTED) with the reason.
+#[pg_extern(security_definer)]
+fn online_abort(run_id: Option<pgrx::Uuid>, reason: Option<&str>) -> JsonB {
+    boundary(|| {
+        let id = run_id.as_ref().map(uuid_text).unwrap_or_default();
+        let reason = guards::reason(reason)?;
+        online::end(&id, online::Ending::Abort, Some(&reason)).map(JsonB)
     })
 }
 

@@ -141,11 +141,58 @@ pub fn hidden_characters(sql: &str, body_line: u32) -> Vec<Finding> {
         .collect()
 }
 
+/// The statements only an online playbook may have (each runs alone, outside a transaction).
+fn online_form(f: &Finding) -> bool {
+    f.rule == Rule::BanNonTransactional
+        && (f.message.starts_with("CREATE INDEX CONCURRENTLY ")
+            || f.message.starts_with("REINDEX CONCURRENTLY "))
+}
+
+/// Findings for an online playbook: the online forms are allowed (every other rule stands), and
+/// each `-- batch` line must mark a statement that can be repeated until it affects no rows.
+fn lint_online(sql: &str, body_line: u32) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = lint_body(sql, body_line)
+        .into_iter()
+        .filter(|f| !online_form(f))
+        .collect();
+    if let Ok(stmts) = sqlparse::split(sql) {
+        for line in crate::online::stray_markers(&stmts, sql) {
+            findings.push(Finding::new(
+                Rule::BatchStatement,
+                None,
+                (line + body_line - 1, 1),
+                "this `-- batch` line marks no statement (it must stand between two statements, right before the batch statement)",
+            ));
+        }
+        let batches = crate::online::batch_statements(&stmts, sql);
+        for s in stmts.iter().filter(|s| batches.contains(&s.n)) {
+            if !matches!(
+                s.tag.as_str(),
+                "UpdateStmt" | "DeleteStmt" | "InsertStmt" | "MergeStmt"
+            ) {
+                findings.push(Finding::new(
+                    Rule::BatchStatement,
+                    Some(s.n),
+                    (s.line + body_line - 1, s.col),
+                    format!(
+                        "a batch statement runs again until it affects 0 rows, so it must be an UPDATE, DELETE, INSERT or MERGE (this is a {})",
+                        s.tag
+                    ),
+                ));
+            }
+        }
+    }
+    findings
+}
+
 /// Findings for a parsed source, by kind.
 pub fn lint_source(source: &pg_repair_core::Source) -> Vec<Finding> {
     let mut findings = hidden_characters(source.sql(), source.body_line());
     findings.extend(match source {
         pg_repair_core::Source::Check(c) => lint_check(&c.sql, c.body_line),
+        pg_repair_core::Source::Playbook(p) if p.mode == pg_repair_core::Mode::Online => {
+            lint_online(&p.sql, p.body_line)
+        }
         other => lint_body(other.sql(), other.body_line()),
     });
     findings

@@ -26,6 +26,27 @@ fn tag(id: &str) -> pg_sys::LOCKTAG {
     }
 }
 
+/// Keeps the playbook's lock (which the caller's transaction already holds: lock_playbook) past
+/// the transaction, until [`release_session`] or the end of the session: an online run holds it
+/// from begin to finish.
+pub fn hold_for_session(id: &str) {
+    let tag = tag(id);
+    // SAFETY: `tag` is a valid LOCKTAG on our stack; this backend already holds the lock in its
+    // transaction, so the session-level request never conflicts and dontWait never sleeps.
+    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, true, true) };
+    assert!(
+        got != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL,
+        "the playbook lock is held by this transaction"
+    );
+}
+
+/// Releases the session-level hold of [`hold_for_session`].
+pub fn release_session(id: &str) {
+    let tag = tag(id);
+    // SAFETY: `tag` is a valid LOCKTAG on our stack; releasing a lock not held only warns.
+    unsafe { pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as i32, true) };
+}
+
 /// Serializes the runs and registry changes of one playbook (or one check chain) until the
 /// transaction ends: commit, rollback and a killed client release it alike.
 pub fn lock_playbook(id: &str) -> Result<()> {

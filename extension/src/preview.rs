@@ -28,16 +28,25 @@ pub fn preview(id: &str) -> Option<Value> {
     let guard_list: Vec<Value> = reported.iter().map(verdict_json).collect();
     let would_run = guard_list.iter().all(|g| g["verdict"] != "fail");
 
+    let online = current.mode() == pg_repair_core::Mode::Online;
     let statements: Value = match sqlparse::split(current.sql()) {
-        Ok(stmts) => stmts
+        Ok(stmts) => {
+            let batches = if online {
+                crate::online::batch_statements(&stmts, current.sql())
+            } else {
+                vec![]
+            };
+            stmts
             .iter()
             .map(|s| {
                 let truncated = s.sql.chars().count() > DISPLAY_LIMIT;
                 let shown: String = s.sql.chars().take(DISPLAY_LIMIT).collect();
                 json!({"n": s.n, "line": s.line + current.body_line - 1, "col": s.col, "tag": s.tag,
-                       "sql": if truncated { format!("{shown}…") } else { shown }, "truncated": truncated})
+                       "sql": if truncated { format!("{shown}…") } else { shown }, "truncated": truncated,
+                       "batch": batches.contains(&s.n)})
             })
-            .collect(),
+            .collect()
+        }
         Err(_) => json!([]),
     };
     let waivers = current.waivers();
@@ -70,6 +79,8 @@ pub fn preview(id: &str) -> Option<Value> {
         "missing_after": missing(requires_after),
         "lock_timeout_ms": current.lock_timeout_ms().unwrap_or_else(crate::gucs::lock_timeout_ms),
         "statement_timeout_ms": current.statement_timeout_ms().unwrap_or_else(crate::gucs::statement_timeout_ms),
+        "mode": current.mode().as_str(),
+        "batch_pause_ms": current.playbook().and_then(|p| p.batch_pause_ms),
         "statements": statements,
         "lint": lint_findings,
         "waivers": current.playbook().map(|p| &p.waivers),

@@ -116,7 +116,8 @@ fn append_event(
     let schema = crate::schema::detect();
     // Pins every column of the version row (source, lint, registered_by, …) into the chain.
     // A 0.1.0 schema has no column for it (its events pin the hash only).
-    let version_digest = (schema == crate::schema::Schema::Current)
+    let version_digest = schema
+        .has_0_2_0()
         .then(|| audit::version_doc(id, version).map(|d| audit::digest_of(&d)));
     let row = RegistryEvent {
         event_id: crate::clock::uuid(),
@@ -190,6 +191,13 @@ pub struct Current {
 const NONE: &[String] = &[];
 
 impl Current {
+    /// Transactional for a check (and for a row that is not a playbook).
+    pub fn mode(&self) -> pg_repair_core::Mode {
+        self.doc
+            .as_ref()
+            .map_or(pg_repair_core::Mode::Transactional, Source::mode)
+    }
+
     pub fn playbook(&self) -> Option<&Playbook> {
         match &self.doc {
             Some(Source::Playbook(p)) => Some(p),

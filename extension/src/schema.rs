@@ -16,9 +16,27 @@ pub enum Schema {
     /// The schema `pg_repair--0.1.0.sql` created: no registry version digests, baseline captures
     /// not chained, verify_audit() without `problems`.
     V0_1_0,
+    /// The schema `pg_repair--0.2.0.sql` created (or 0.1.0 after UPDATE to 0.2.0): no online
+    /// runs (runs.mode, online_run, batches, rows_affected; STARTED/ABORTED rows).
+    V0_2_0,
     /// This library's own schema (a fresh CREATE EXTENSION, or 0.1.0 after UPDATE).
     Current,
 }
+
+impl Schema {
+    /// Version digests, chained baseline captures, verify_audit()'s `problems`.
+    pub fn has_0_2_0(self) -> bool {
+        matches!(self, Schema::V0_2_0 | Schema::Current)
+    }
+}
+
+/// The columns 0.3.0 added (extension/sql/pg_repair--0.2.0--0.3.0.sql), as `table.column`.
+const ADDED_IN_0_3_0: &[&str] = &[
+    "runs.mode",
+    "runs.online_run",
+    "runs.batches",
+    "runs.rows_affected",
+];
 
 /// The columns 0.2.0 added (extension/sql/pg_repair--0.1.0--0.2.0.sql), as `table.column`.
 const ADDED_IN_0_2_0: &[&str] = &[
@@ -100,22 +118,34 @@ pub fn detect() -> Schema {
 
 fn decide() -> Schema {
     let (version, present, verify_result) = facts();
-    let all = present.len() == ADDED_IN_0_2_0.len();
+    let has = |set: &[&str]| set.iter().all(|c| present.iter().any(|p| p == c));
+    let none = |set: &[&str]| !set.iter().any(|c| present.iter().any(|p| p == c));
     let current_version = env!("CARGO_PKG_VERSION");
+    let verify_current = verify_result.as_deref() == Some(VERIFY_RESULT_CURRENT);
     if version.as_deref() == Some(current_version)
-        && all
-        && verify_result.as_deref() == Some(VERIFY_RESULT_CURRENT)
+        && has(ADDED_IN_0_2_0)
+        && has(ADDED_IN_0_3_0)
+        && verify_current
     {
         return Schema::Current;
     }
+    if version.as_deref() == Some("0.2.0")
+        && has(ADDED_IN_0_2_0)
+        && none(ADDED_IN_0_3_0)
+        && verify_current
+    {
+        return Schema::V0_2_0;
+    }
     if version.as_deref() == Some("0.1.0")
-        && present.is_empty()
+        && none(ADDED_IN_0_2_0)
+        && none(ADDED_IN_0_3_0)
         && verify_result.as_deref() == Some(VERIFY_RESULT_0_1_0)
     {
         return Schema::V0_1_0;
     }
     let missing: Vec<&str> = ADDED_IN_0_2_0
         .iter()
+        .chain(ADDED_IN_0_3_0)
         .copied()
         .filter(|c| !present.iter().any(|p| p == c))
         .collect();
@@ -123,8 +153,8 @@ fn decide() -> Schema {
         RepairError::new(
             Kind::SchemaMismatch,
             format!(
-                "the pg_repair schema is neither 0.1.0 nor {current_version}: extension version {}, \
-                 0.2.0 columns present [{}], missing [{}], verify_audit() returns {}",
+                "the pg_repair schema is neither 0.1.0, 0.2.0 nor {current_version}: extension version {}, \
+                 later columns present [{}], missing [{}], verify_audit() returns {}",
                 version.as_deref().unwrap_or("(none)"),
                 present.join(", "),
                 missing.join(", "),
@@ -138,7 +168,11 @@ fn decide() -> Schema {
 
 /// (pg_extension.extversion, the 0.2.0 columns present, verify_audit()'s declared result).
 fn facts() -> (Option<String>, Vec<String>, Option<String>) {
-    let added: Vec<String> = ADDED_IN_0_2_0.iter().map(|s| s.to_string()).collect();
+    let added: Vec<String> = ADDED_IN_0_2_0
+        .iter()
+        .chain(ADDED_IN_0_3_0)
+        .map(|s| s.to_string())
+        .collect();
     // Only the extension's own schema: a temporary table named like one of ours is not ours.
     crate::spi::query(
             "SELECT (SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_repair'), \

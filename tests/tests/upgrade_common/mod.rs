@@ -14,10 +14,16 @@ use std::process::Command;
 /// Every earlier release, oldest first: (version, SHA-256 of its install script as shipped, kept
 /// unchanged in extension/sql/pg_repair--VERSION.sql). Each release adds a row here (see
 /// CONTRIBUTING.md); every test below runs for every row.
-pub const RELEASES: &[(&str, &str)] = &[(
-    "0.1.0",
-    "877d5334232516eef28314f213c33e97c46980c6cb705cb3ff8b3c1b639fb45e",
-)];
+pub const RELEASES: &[(&str, &str)] = &[
+    (
+        "0.1.0",
+        "877d5334232516eef28314f213c33e97c46980c6cb705cb3ff8b3c1b639fb45e",
+    ),
+    (
+        "0.2.0",
+        "15fdc2524d11b53ecf661a8487c0aa0737c6d01cd8d38af6961f8d100d8dba29",
+    ),
+];
 
 /// Grants on the validation API (0.1.0 has every one of these functions).
 pub const VALIDATION_GRANTS: &str = "
