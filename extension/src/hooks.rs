@@ -311,6 +311,7 @@ unsafe extern "C-unwind" fn process_utility(
         let mut capture = online_hooks::capture_entry();
         if admitted {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         refuse_protected(pstmt);
         match PREV_PROCESS_UTILITY {
@@ -336,6 +337,7 @@ unsafe extern "C-unwind" fn process_utility(
             ),
         }
         if admitted {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
             online_hooks::utility_ended(qc);
         }
@@ -484,6 +486,7 @@ unsafe extern "C-unwind" fn executor_start(
         let window = online_hooks::is_window_query(query_desc);
         if window {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         if judging(crate::enforcement::enforcing()) {
             refuse_dml(query_desc, eflags);
@@ -493,6 +496,7 @@ unsafe extern "C-unwind" fn executor_start(
             None => raw::standard_ExecutorStart(query_desc, eflags),
         }
         if window {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
         }
     }
@@ -515,11 +519,15 @@ unsafe extern "C-unwind" fn planner(
             Some(Ok(_)) => true,
             Some(Err(e)) => crate::errors::raise_now(e),
         };
+        if planning {
+            online_hooks::enter_frame();
+        }
         let plan = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
             None => raw::standard_planner(parse, query_string, cursor_options, bound_params),
         };
         if planning {
+            online_hooks::leave_frame();
             online_hooks::planning_ended();
         }
         plan
@@ -540,12 +548,14 @@ unsafe extern "C-unwind" fn executor_run(
         let window = online_hooks::is_window_query(query_desc);
         if window {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count, execute_once),
             None => raw::standard_ExecutorRun(query_desc, direction, count, execute_once),
         }
         if window {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
         }
     }
@@ -564,12 +574,14 @@ unsafe extern "C-unwind" fn executor_run(
         let window = online_hooks::is_window_query(query_desc);
         if window {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count),
             None => raw::standard_ExecutorRun(query_desc, direction, count),
         }
         if window {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
         }
     }
@@ -583,12 +595,14 @@ unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) 
         let window = online_hooks::is_window_query(query_desc);
         if window {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         match PREV_EXECUTOR_FINISH {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorFinish(query_desc),
         }
         if window {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
         }
     }
@@ -607,12 +621,14 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
         let mut capture = online_hooks::capture_entry();
         if window {
             pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
         }
         match PREV_EXECUTOR_END {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorEnd(query_desc),
         }
         if window {
+            online_hooks::leave_frame();
             pg_sys::error_context_stack = capture.previous;
             online_hooks::window_ended(rows);
         }

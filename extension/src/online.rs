@@ -118,6 +118,25 @@ thread_local! {
 /// One flag the hooks read on every statement: is this session armed (or arming)?
 static ARMED_FLAG: AtomicBool = AtomicBool::new(false);
 static CALLBACK: AtomicBool = AtomicBool::new(false);
+/// How many hook frames of admitted work (its planning, executor calls, utility call) are on
+/// the stack. Work that starts while none is, is top-level and judged, even if admitted work is
+/// still open (a suspended portal between two protocol messages, say): nested work of the
+/// admitted statement always runs inside one of its frames.
+static FRAMES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn enter_frame() {
+    FRAMES.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn leave_frame() {
+    let _ = FRAMES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+/// Inside a frame of admitted work: nested work is not judged here (runtime enforcement
+/// applies to it).
+pub fn in_frames() -> bool {
+    FRAMES.load(Ordering::Relaxed) > 0
+}
 
 pub fn armed() -> bool {
     ARMED_FLAG.load(Ordering::Relaxed)
@@ -566,15 +585,6 @@ pub enum Asked<'a> {
     Function,
 }
 
-/// Whether admitted work is running (or being planned): nested work is not judged.
-pub fn inside_window() -> bool {
-    ARMED.with(|a| {
-        a.borrow()
-            .as_ref()
-            .is_some_and(|a| a.window != Window::Closed)
-    })
-}
-
 /// Judges one top-level piece of work of an armed session (a planned statement is judged again
 /// when its executor starts: a plan prepared before the run never passes unjudged).
 pub fn admit_top_level(asked: Asked<'_>) -> Admit {
@@ -583,8 +593,14 @@ pub fn admit_top_level(asked: Asked<'_>) -> Admit {
         let Some(a) = a.as_ref() else {
             return Admit::Pass;
         };
-        if !matches!(a.window, Window::Closed | Window::Planning) {
-            return Admit::Pass;
+        if a.window != Window::Closed {
+            return Admit::Refuse(
+                sequence_error(format!(
+                    "online run {}: the previous statement has not ended; send one statement at a time and wait for its result",
+                    a.run_id
+                ))
+                .detail("Nothing was executed."),
+            );
         }
         let refuse = |m: String| {
             Admit::Refuse(
@@ -818,6 +834,8 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
             sync_flag();
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT => {
+            // The ERROR longjmp'd past the frames that would have counted themselves out.
+            FRAMES.store(0, Ordering::Relaxed);
             if let Some(b) = BEGUN.with(|b| b.borrow_mut().take()) {
                 lock::release_session(&b.playbook);
             }

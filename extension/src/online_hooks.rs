@@ -164,7 +164,7 @@ pub unsafe extern "C-unwind" fn judge_planned(
     parse: *mut pg_sys::Query,
     query_string: *const c_char,
 ) -> Option<Box<Result<Judged, RepairError>>> {
-    if !online::armed() || !is_client_text(query_string) || online::inside_window() {
+    if !online::armed() || !is_client_text(query_string) || online::in_frames() {
         return None;
     }
     // SAFETY: `parse` and `query_string` are live (caller's contract), inside the transaction.
@@ -189,6 +189,8 @@ pub extern "C-unwind" fn planning_ended() {
     online::planning_done();
 }
 
+pub use online::{enter_frame, leave_frame};
+
 /// # Safety
 /// `query_desc` is the live QueryDesc ExecutorStart was called with.
 #[pg_guard]
@@ -201,7 +203,7 @@ pub unsafe extern "C-unwind" fn judge_started(
         if !online::armed()
             || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0
             || !is_client_text((*query_desc).sourceText)
-            || online::inside_window()
+            || online::in_frames()
         {
             return None;
         }
@@ -239,7 +241,7 @@ pub unsafe extern "C-unwind" fn judge_utility(
 ) -> Option<Box<Result<bool, RepairError>>> {
     if !online::armed()
         || context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
-        || online::inside_window()
+        || online::in_frames()
     {
         return None;
     }
@@ -302,7 +304,7 @@ pub extern "C-unwind" fn window_ended(rows: u64) {
 /// A function called in an armed session outside admitted work.
 #[pg_guard]
 pub extern "C-unwind" fn judge_function_call() -> Option<Box<RepairError>> {
-    if !online::armed() || online::inside_window() {
+    if !online::armed() || online::in_frames() {
         return None;
     }
     match online::admit_top_level(Asked::Function) {

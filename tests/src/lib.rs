@@ -94,6 +94,12 @@ pub const GRANTS_SQL: &str = "
     GRANT CREATE, USAGE ON SCHEMA public TO repair_operators, fixer;
 ";
 
+/// Grants on the online-run API (0.3.0 on): an operator who may execute may run online playbooks.
+pub const ONLINE_GRANTS_SQL: &str = "
+    GRANT EXECUTE ON FUNCTION repair.online_begin(text, text, text, boolean, text),
+        repair.online_finish(uuid), repair.online_abort(uuid, text) TO repair_operators;
+";
+
 pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
@@ -294,6 +300,7 @@ impl Cluster {
         c.batch_execute("CREATE EXTENSION pg_repair")
             .expect("create extension");
         c.batch_execute(GRANTS_SQL).expect("grants");
+        c.batch_execute(ONLINE_GRANTS_SQL).expect("online grants");
         db
     }
 
