@@ -224,19 +224,33 @@ fn draw(s: &mut LiveState) {
         return;
     };
     s.frame = (s.frame + 1) % SPINNER.len();
+    output::live_set(&status_text(
+        SPINNER[s.frame],
+        &s.label,
+        s.batch,
+        since.elapsed(),
+        terminal_width(),
+    ));
+}
+
+/// `- [1/3] line 12 CREATE INDEX … 12.30 s`, narrower than `width` (the last column stays
+/// free, so the terminal never wraps the line).
+fn status_text(
+    spin: char,
+    label: &str,
+    batch: Option<(u32, u64)>,
+    running: Duration,
+    width: usize,
+) -> String {
     let mut tail = String::new();
-    if let Some((batch, so_far)) = s.batch {
+    if let Some((batch, so_far)) = batch {
         tail.push_str(&format!(" batch {batch}, {so_far} rows so far,"));
     }
-    tail.push_str(&format!(" {}", elapsed(since.elapsed())));
-    let width = terminal_width().saturating_sub(1);
+    tail.push_str(&format!(" {}", elapsed(running)));
+    let width = width.saturating_sub(1).max(1);
     let room = width.saturating_sub(2 + tail.chars().count());
-    let text = format!(
-        "{} {}{tail}",
-        SPINNER[s.frame],
-        output::ellipsize(&s.label, room.max(8))
-    );
-    output::live_set(&text.chars().take(width.max(1)).collect::<String>());
+    let text = format!("{spin} {}{tail}", output::ellipsize(label, room.max(8)));
+    text.chars().take(width).collect()
 }
 
 impl Progress for Display {
@@ -365,6 +379,27 @@ mod tests {
         assert_eq!(l, "[1/3] line 12 UPDATE t SET a = '\\x1b[2J\\u202e'");
         assert!(!l.chars().any(text_safety::is_unsafe));
         assert_eq!(one_line(&"x".repeat(100), 10).chars().count(), 10);
+    }
+
+    #[test]
+    fn the_status_line_fits_the_terminal() {
+        let l = label(&step(
+            "UPDATE t SET x = 1 WHERE id IN (SELECT id FROM t LIMIT 5000)",
+        ));
+        let t = status_text('-', &l, None, Duration::from_millis(12300), 200);
+        assert_eq!(
+            t,
+            "- [1/3] line 12 UPDATE t SET x = 1 WHERE id IN (SELECT id FROM t LIMIT 5000) 12.30 s"
+        );
+        let t = status_text('|', &l, Some((7, 35000)), Duration::from_secs(3), 60);
+        assert_eq!(t.chars().count(), 59, "{t}");
+        assert!(t.ends_with("… batch 7, 35000 rows so far, 3.00 s"), "{t}");
+        assert!(
+            status_text('/', &l, None, Duration::ZERO, 0)
+                .chars()
+                .count()
+                <= 1
+        );
     }
 
     #[test]
