@@ -11,7 +11,16 @@
 //!   for `repair.execute`, a FAILED run with error code 57014) and the command reports
 //!   "cancelled" and exits 130;
 //! - the main thread polls `requested()` (waiting for `pg_dump`): it stops the child itself;
+//! - an online run (`online_scope`): SIGINT never exits. It cancels the playbook statement
+//!   running at that moment, if any (`arm_statement` … `disarm_statement`), re-sent every second
+//!   like above, and sets `requested()`; the driver then stops sending statements and aborts the
+//!   run itself with `repair.online_abort`, which is never cancelled (exit 1, the ABORTED run);
 //! - anything else (connecting, local work): the process exits 130 at once.
+//!
+//! A cancel request is sent while holding the state lock, so the main thread cannot move on to
+//! its next query (in an online run: `online_abort`) while a cancel meant for the previous one is
+//! still on its way. (PostgreSQL can still, rarely, deliver a cancel that arrived just after a
+//! statement ended to the next one; the online driver retries its closing call once for that.)
 //!
 //! A second SIGINT exits 130 immediately without waiting for the server.
 //!
@@ -20,7 +29,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::{CancelToken, Client, NoTls};
 
@@ -48,7 +57,12 @@ enum Phase {
     Polling,
     /// A session that may be running a query.
     Query(CancelToken),
+    /// An online run: SIGINT never exits; it cancels the statement running (`Some`), if any.
+    Armed(Option<CancelToken>),
 }
+
+/// How often a cancel request is sent again while the same statement keeps running.
+const RESEND: Duration = Duration::from_secs(1);
 
 /// True once SIGINT arrived.
 pub fn requested() -> bool {
@@ -102,33 +116,49 @@ fn watch() {
         errln!("pgrepair: interrupted again: exiting without waiting for the server");
         std::process::exit(exit::CANCELLED);
     });
-    let (token, generation) = {
-        let state = lock();
-        match &state.phase {
-            Phase::Idle => {
-                drop(state);
-                errln!("pgrepair: cancelled");
-                std::process::exit(exit::CANCELLED);
-            }
-            Phase::Polling => return,
-            Phase::Query(token) => (token.clone(), state.generation),
+    let mut state = lock();
+    // a plain query scope: only the query running now is cancelled
+    let first = state.generation;
+    match &state.phase {
+        Phase::Idle => {
+            drop(state);
+            errln!("pgrepair: cancelled");
+            std::process::exit(exit::CANCELLED);
         }
-    };
-    errln!("pgrepair: Ctrl-C: asking the server to cancel the running statement…");
+        Phase::Polling => return,
+        Phase::Query(_) | Phase::Armed(_) => {}
+    }
+    // (generation, when) of the last cancel request sent
+    let mut sent: Option<(u64, Instant)> = None;
     loop {
-        if let Err(e) = token.cancel_query(NoTls) {
-            errln!(
-                "pgrepair: could not send the cancel request: {}; press Ctrl-C again to exit \
-                 without waiting",
-                crate::pg_error::error_reason(&e)
-            );
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        let state = lock();
-        match &state.phase {
-            Phase::Query(_) if state.generation == generation => continue,
+        let token = match &state.phase {
+            Phase::Query(token) if state.generation == first => Some(token),
+            Phase::Armed(token) => token.as_ref(),
             _ => return,
+        };
+        if let Some(token) = token {
+            let due = match sent {
+                Some((generation, at)) => generation != state.generation || at.elapsed() >= RESEND,
+                None => true,
+            };
+            if due {
+                if sent.is_none() {
+                    errln!("pgrepair: Ctrl-C: asking the server to cancel the running statement…");
+                }
+                // under the lock: see the module comment
+                if let Err(e) = token.cancel_query(NoTls) {
+                    errln!(
+                        "pgrepair: could not send the cancel request: {}; press Ctrl-C again to \
+                         exit without waiting",
+                        crate::pg_error::error_reason(&e)
+                    );
+                }
+                sent = Some((state.generation, Instant::now()));
+            }
         }
+        drop(state);
+        std::thread::sleep(Duration::from_millis(100));
+        state = lock();
     }
 }
 
@@ -168,4 +198,46 @@ pub fn polling_scope() -> Scope {
 /// For read-only commands: SIGINT cancels whatever `client` runs, for the rest of the process.
 pub fn attach(client: &Client) {
     set_phase(Phase::Query(client.cancel_token()));
+}
+
+/// For an online run: SIGINT never exits while the scope lives (see the module comment). Use
+/// [`arm_statement`] around each playbook statement.
+pub fn online_scope() -> Scope {
+    set_phase(Phase::Armed(None));
+    Scope { _private: () }
+}
+
+/// Inside an [`online_scope`]: SIGINT now cancels what `client` runs. False (and nothing changed)
+/// when Ctrl-C was already pressed: the caller must not send the statement. Checked under the
+/// lock the watcher takes after setting `requested()`, so a Ctrl-C either is seen here or finds
+/// the statement's token.
+pub fn arm_statement(client: &Client) -> bool {
+    let mut state = lock();
+    if requested() {
+        return false;
+    }
+    state.generation += 1;
+    state.phase = Phase::Armed(Some(client.cancel_token()));
+    true
+}
+
+/// Inside an [`online_scope`]: the statement ended; SIGINT cancels nothing until the next
+/// [`arm_statement`]. Waits for a cancel request being sent to be delivered.
+pub fn disarm_statement() {
+    set_phase(Phase::Armed(None));
+}
+
+/// Sleeps for `d` unless Ctrl-C is pressed meanwhile. False when interrupted.
+pub fn sleep_unless_requested(d: Duration) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if requested() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
 }

@@ -152,6 +152,15 @@ pub enum Command {
     ///
     /// Exit 0 on SUCCESS; 1 when the run came back FAILED or a guard refused it.
     ///
+    /// An online playbook (`-- mode: online`) runs one statement at a time, each in its own
+    /// transaction (repair.online_begin, the statements, repair.online_finish); a `-- batch`
+    /// statement runs again and again until it affects no row. Progress goes to stderr, one
+    /// line per statement and batch (a status line on a terminal); stdout gets the result only.
+    /// A failed statement stops the run: the statements before it stay in effect (exit 1).
+    /// Ctrl-C cancels the running statement and aborts the run (ABORTED, exit 1); a second
+    /// Ctrl-C exits 130 at once. A lost connection leaves the run INCOMPLETE in the audit
+    /// (exit 2). Every statement is idempotent: run the playbook again.
+    ///
     /// Example:
     ///   pgrepair execute intent_issue_tables \
     ///     --hash 3f6c…e1 --reason "INC-1234: tables lost in restore" \
@@ -160,6 +169,10 @@ pub enum Command {
     Execute(ExecuteArgs),
 
     /// Show recent runs from the audit trail (repair.runs), newest first.
+    ///
+    /// An online run is one line, with its closing status (SUCCESS, FAILED, ABORTED) or
+    /// INCOMPLETE when nothing closed it yet (still running, or its session ended), and its
+    /// mode, batches and rows affected.
     ///
     /// Example:
     ///   pgrepair runs --playbook intent_issue_tables --limit 5

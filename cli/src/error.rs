@@ -69,12 +69,17 @@ pub enum CliError {
     Failed(String),
     /// Stopped by Ctrl-C; the server cancelled the running statement (exit 130).
     Cancelled(String),
+    /// The session was lost in the middle of work that matters (an online run): one line saying
+    /// what that leaves behind; `cause` only in the JSON `detail` (exit 2).
+    ConnectionLost { message: String, cause: String },
 }
 
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Connect { .. } | CliError::Usage(_) => exit::USAGE,
+            CliError::Connect { .. } | CliError::Usage(_) | CliError::ConnectionLost { .. } => {
+                exit::USAGE
+            }
             CliError::Server(_) | CliError::Files { .. } | CliError::Failed(_) => exit::FAILED,
             CliError::Cancelled(_) => exit::CANCELLED,
         }
@@ -160,6 +165,9 @@ impl CliError {
                 )]
             }
             CliError::Usage(m) | CliError::Failed(m) => vec![format!("pgrepair: {}", one_line(m))],
+            CliError::ConnectionLost { message, .. } => {
+                vec![format!("pgrepair: {}", one_line(message))]
+            }
             CliError::Cancelled(m) => vec![format!("pgrepair: cancelled: {}", one_line(m))],
             CliError::Files { errors, summary } => {
                 let mut lines: Vec<String> =
@@ -211,6 +219,11 @@ impl CliError {
                 "detail": null,
                 "hint": null,
                 "target": target,
+            }),
+            CliError::ConnectionLost { message, cause } => json!({
+                // 08006: connection_failure
+                "kind": "connection", "sqlstate": "08006", "message": message,
+                "detail": cause, "hint": null,
             }),
             CliError::Usage(m) => json!({
                 "kind": "usage", "sqlstate": null, "message": m, "detail": null, "hint": null,
@@ -285,6 +298,25 @@ mod tests {
         assert_eq!(j["error"]["sqlstate"], "RP006");
         assert_eq!(j["error"]["hint"], "run pgrepair preview");
         assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_lost_connection_is_one_line_and_exit_2() {
+        let e = CliError::ConnectionLost {
+            message: "connection lost during online run r: the run stays INCOMPLETE".into(),
+            cause: "server closed the connection unexpectedly".into(),
+        };
+        assert_eq!(
+            e.human_lines(),
+            vec!["pgrepair: connection lost during online run r: the run stays INCOMPLETE"]
+        );
+        assert_eq!(e.exit_code(), 2);
+        let j = e.to_json();
+        assert_eq!(j["error"]["kind"], "connection");
+        assert_eq!(
+            j["error"]["detail"],
+            "server closed the connection unexpectedly"
+        );
     }
 
     #[test]

@@ -4,9 +4,11 @@
 /// Everything went through (or the decision is GO).
 pub const OK: i32 = 0;
 /// Refused or failed: the server raised an error (a guard refusal, a failed registration), a run
-/// came back FAILED, the audit chain does not verify, or a local file did not parse.
+/// came back FAILED (or, online, ABORTED by Ctrl-C), the audit chain does not verify, or a local
+/// file did not parse.
 pub const FAILED: i32 = 1;
-/// Usage error (bad flags, missing arguments) or the database could not be reached.
+/// Usage error (bad flags, missing arguments), the database could not be reached, or the
+/// connection was lost during an online run.
 pub const USAGE: i32 = 2;
 /// Baseline drift, or a NO-GO decision from the validation checks.
 pub const DRIFT_OR_NO_GO: i32 = 3;
@@ -24,10 +26,14 @@ pub const TABLE: &[(i32, &str)] = &[
     (
         FAILED,
         "refused or failed: the server raised an error (guard refusal, failed registration), \
-         a run came back FAILED, `audit verify` found a broken chain or an unexpected head, \
-         or a local file did not parse",
+         a run came back FAILED, an online run was ABORTED by Ctrl-C, `audit verify` found a \
+         broken chain or an unexpected head, or a local file did not parse",
     ),
-    (USAGE, "usage error, or cannot connect to the database"),
+    (
+        USAGE,
+        "usage error, or cannot connect to the database, or the connection was lost during \
+         an online run (the run stays INCOMPLETE)",
+    ),
     (DRIFT_OR_NO_GO, "baseline drift, or NO-GO"),
     (HOLD, "HOLD"),
     (EMPTY_DATABASE, "empty database (no user tables)"),

@@ -24,6 +24,7 @@ mod error;
 mod exit;
 mod output;
 mod pg_error;
+mod progress;
 mod source_file;
 mod tls;
 
@@ -63,8 +64,11 @@ fn main() {
         }
         Ok(code) => code,
         Err(e) => {
-            // 57014 alone is not enough: a statement_timeout raises it too
-            let e = if cancel::requested() && !matches!(e, CliError::Cancelled(_)) {
+            // 57014 alone is not enough: a statement_timeout raises it too. A lost connection
+            // stays what it is (exit 2): it says what the online run it ended leaves behind.
+            let e = if cancel::requested()
+                && !matches!(e, CliError::Cancelled(_) | CliError::ConnectionLost { .. })
+            {
                 CliError::Cancelled(if e.is_query_canceled() {
                     "the server cancelled the running statement".to_string()
                 } else {

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use pg_repair_core::text_safety;
@@ -89,22 +90,66 @@ fn stdout_failed(e: &io::Error) {
 }
 
 /// One line on stderr, escaped by [`human`] (every stderr line may carry server text). Never
-/// panics (unlike `eprintln!`) when stderr is closed or a broken pipe.
+/// panics (unlike `eprintln!`) when stderr is closed or a broken pipe. A status line shown by
+/// [`live_set`] is erased first and drawn again below the line, so the two never mix (the Ctrl-C
+/// watcher prints from its own thread).
 pub fn err_line(text: &str) {
     if STDERR_GONE.load(Ordering::Relaxed) {
         return;
     }
     let text = human(text);
-    let mut err = io::stderr().lock();
-    let mut buf = String::with_capacity(text.len() + 1);
+    let live = live_lock();
+    let mut buf = String::with_capacity(text.len() + 16);
+    if live.is_some() {
+        buf.push_str(ERASE_LINE);
+    }
     buf.push_str(&text);
     buf.push('\n');
+    if let Some(l) = live.as_deref() {
+        buf.push_str(l);
+    }
+    write_stderr(&buf);
+}
+
+/// Back to the start of the line and erase it (a terminal's CR + EL).
+const ERASE_LINE: &str = "\r\x1b[2K";
+
+/// The status line at the bottom of a terminal (stderr), if one is shown.
+static LIVE: Mutex<Option<String>> = Mutex::new(None);
+
+fn live_lock() -> MutexGuard<'static, Option<String>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_stderr(buf: &str) {
+    let mut err = io::stderr().lock();
     if err
         .write_all(buf.as_bytes())
         .and_then(|_| err.flush())
         .is_err()
     {
         STDERR_GONE.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Shows (or replaces) the status line on stderr, without a newline. Only for a terminal. `text`
+/// is escaped with [`text_safety::visible_line`] here, so it can never hold a control character
+/// of its own; the caller keeps it shorter than the terminal is wide.
+pub fn live_set(text: &str) {
+    if STDERR_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let text = text_safety::visible_line(text).into_owned();
+    let mut live = live_lock();
+    write_stderr(&format!("{ERASE_LINE}{text}"));
+    *live = Some(text);
+}
+
+/// Erases the status line (if one is shown) and forgets it.
+pub fn live_clear() {
+    let mut live = live_lock();
+    if live.take().is_some() && !STDERR_GONE.load(Ordering::Relaxed) {
+        write_stderr(ERASE_LINE);
     }
 }
 

@@ -1,17 +1,23 @@
 //! `pgrepair execute ID --hash H --reason R …`: optional pg_dump backup, then repair.execute().
+//! An online playbook is refused by repair.execute with RP011 (after guards 1–7 passed); the run
+//! then goes through the online protocol instead (`online.rs`), with the same arguments.
+
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
 use crate::backup;
 use crate::cancel;
 use crate::cli::ExecuteArgs;
-use crate::commands::{json_value, Ctx};
+use crate::commands::{json_value, online, Ctx};
 use crate::error::{CliError, ServerError};
 use crate::exit;
 use crate::output::{self, field, human};
 use pg_repair_core::records::{RunResult, RunStatus};
 
 const SQL: &str = "SELECT repair.execute($1, $2, $3, $4, $5)";
+/// repair.execute's refusal of an online playbook (ONLINE_SEQUENCE).
+const ONLINE_SEQUENCE: &str = "RP011";
 const PREVIEW_SQL: &str = "SELECT repair.preview($1)";
 
 pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
@@ -59,6 +65,10 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         backup_file = Some(b);
     }
     let backup_path = backup_file.as_ref().map(|b| b.path.clone());
+    let backup = BackupTaken {
+        path: backup_path.clone(),
+        removed: rotation.deleted.clone(),
+    };
 
     let result = {
         let _scope = cancel::query_scope(&client);
@@ -82,6 +92,10 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     };
     let mut result = match result {
         Ok(v) => v,
+        // an online playbook: guards 1–7 passed; its statements go one by one
+        Err(e) if is_online_refusal(&e) && !cancel::requested() => {
+            return online::run(ctx, args, &mut client, &backup);
+        }
         Err(e) => {
             let e = if cancel::requested() && e.is_query_canceled() {
                 CliError::Cancelled(
@@ -90,21 +104,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             } else {
                 e
             };
-            return Err(match &backup_path {
-                Some(p) => e.with_note(format!("backup written to {}", p.display())),
-                None => e,
-            });
+            return Err(backup.note(e));
         }
     };
 
     // The same type the server serialises (pg_repair_core::records); a result this pgrepair does
     // not understand is an error, not a guess.
-    let run: RunResult = serde_json::from_value(result.clone()).map_err(|e| {
-        CliError::Failed(format!(
-            "the server returned a run result this pgrepair does not understand ({e}); \
-             run `pgrepair runs` to see what was recorded"
-        ))
-    })?;
+    let run = online::parse_result(&result)?;
     let status = run.status;
     // A FAILED run with 57014 after our Ctrl-C is the cancellation (57014 without a Ctrl-C is
     // a statement_timeout: a plain failure).
@@ -121,17 +127,7 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
     let too_late = cancel::requested() && status == RunStatus::Success;
 
     if ctx.json {
-        if let (Some(p), Value::Object(map)) = (&backup_path, &mut result) {
-            map.insert("backup_file".into(), json!(p.display().to_string()));
-            map.insert(
-                "backups_removed".into(),
-                json!(rotation
-                    .deleted
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()),
-            );
-        }
+        backup.add_to(&mut result);
         if let Value::Object(map) = &mut result {
             if cancelled {
                 map.insert("cancelled".into(), json!(true));
@@ -141,12 +137,81 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
         return Ok(code);
     }
 
+    let note = if cancelled {
+        "cancelled by Ctrl-C: the playbook's statements were rolled back; the run is recorded \
+         in the audit trail"
+    } else {
+        "the playbook's statements were rolled back; the run is recorded in the audit trail"
+    };
+    output::emit_human(&render(&run, &backup, note));
+    if too_late {
+        errln!("pgrepair: Ctrl-C came too late: the run had already completed");
+    }
+    if cancelled {
+        errln!(
+            "{}",
+            CliError::Cancelled(format!(
+                "{}: run {} was cancelled by the client; its statements were rolled back",
+                human(&run.playbook),
+                human(&run.run_id)
+            ))
+            .human_lines()
+            .join("\n")
+        );
+    } else if code != exit::OK {
+        output::eprint_human(&failure_line(&run));
+    }
+    Ok(code)
+}
+
+/// repair.execute refused because the playbook is an online one (it raises RP011 only after
+/// guards 1–7 passed; their own refusals keep their own SQLSTATEs).
+fn is_online_refusal(e: &CliError) -> bool {
+    matches!(e, CliError::Server(s) if s.sqlstate.as_deref() == Some(ONLINE_SEQUENCE))
+}
+
+/// The backup taken before the run (none without --backup-dir), for the report.
+#[derive(Debug, Default)]
+pub struct BackupTaken {
+    pub path: Option<PathBuf>,
+    /// Older backups the rotation removed.
+    pub removed: Vec<PathBuf>,
+}
+
+impl BackupTaken {
+    /// `backup_file` and `backups_removed` in the --json result.
+    pub fn add_to(&self, result: &mut Value) {
+        if let (Some(p), Value::Object(map)) = (&self.path, result) {
+            map.insert("backup_file".into(), json!(p.display().to_string()));
+            map.insert(
+                "backups_removed".into(),
+                json!(self
+                    .removed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()),
+            );
+        }
+    }
+
+    /// For an error that stops the command after the backup: where the backup is.
+    pub fn note(&self, e: CliError) -> CliError {
+        match &self.path {
+            Some(p) => e.with_note(format!("backup written to {}", p.display())),
+            None => e,
+        }
+    }
+}
+
+/// The human summary of a run (stdout). `note` explains the consequence of a run that did not
+/// succeed. Online runs add their mode, batches and rows affected.
+pub fn render(run: &RunResult, backup: &BackupTaken, note: &str) -> String {
     let h = |t: &str| human(t).into_owned();
     let mut out = String::new();
-    let playbook = h(&run.playbook);
     out.push_str(&format!(
-        "{}  {playbook} v{}\n",
-        status.as_str(),
+        "{}  {} v{}\n",
+        run.status.as_str(),
+        h(&run.playbook),
         run.version
     ));
     let mut line = |label: &str, value: String| {
@@ -160,7 +225,13 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             }
         }
     };
-    line("run", h(&run.run_id));
+    // an online run is known by its STARTED row's id (progress, `runs`); the closing row has
+    // its own
+    match run.online_run.as_deref().filter(|o| *o != run.run_id) {
+        Some(o) => line("run", format!("{} (closing row {})", h(o), h(&run.run_id))),
+        None => line("run", h(&run.run_id)),
+    }
+    line("mode", run.mode.as_deref().map(h).unwrap_or_default());
     line("hash", h(&run.hash));
     line(
         "statements",
@@ -168,6 +239,16 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             "{} of {} executed",
             run.statements_executed, run.statements_total
         ),
+    );
+    line(
+        "batches",
+        run.batches.map(|b| b.to_string()).unwrap_or_default(),
+    );
+    line(
+        "rows",
+        run.rows_affected
+            .map(|r| format!("{r} affected"))
+            .unwrap_or_default(),
     );
     line("duration", output::duration_ms(&json!(run.duration_ms)));
     line(
@@ -189,62 +270,42 @@ pub fn run(ctx: &Ctx, args: &ExecuteArgs) -> Result<i32, CliError> {
             .collect::<Vec<_>>()
             .join(", "),
     );
-    if let Some(p) = &backup_path {
-        let removed = match rotation.deleted.len() {
+    if let Some(p) = &backup.path {
+        let removed = match backup.removed.len() {
             0 => String::new(),
             1 => " (removed 1 older backup)".to_string(),
             n => format!(" (removed {n} older backups)"),
         };
         line("backup", format!("{}{removed}", p.display()));
     }
-    let ec = run.error_code.as_deref().map(h).unwrap_or_default();
-    let em = run.error_message.as_deref().map(h).unwrap_or_default();
-    if code != exit::OK {
+    if run.status != RunStatus::Success {
+        let ec = run.error_code.as_deref().map(h).unwrap_or_default();
+        let em = run.error_message.as_deref().map(h).unwrap_or_default();
         line(
             "error",
             match (ec.is_empty(), em.is_empty()) {
                 (true, true) => "(no error reported)".to_string(),
                 (false, true) => format!("[SQLSTATE {ec}]"),
-                (true, false) => em.clone(),
+                (true, false) => em,
                 (false, false) => format!("{em} [SQLSTATE {ec}]"),
             },
         );
-        line(
-            "note",
-            if cancelled {
-                "cancelled by Ctrl-C: the playbook's statements were rolled back; the run is \
-                 recorded in the audit trail"
-            } else {
-                "the playbook's statements were rolled back; the run is recorded in the audit trail"
-            }
-            .to_string(),
-        );
+        line("note", note.to_string());
     }
-    output::emit_human(&out);
-    if too_late {
-        errln!("pgrepair: Ctrl-C came too late: the run had already completed");
+    out
+}
+
+/// The closing stderr line of a run that did not succeed: `p: run FAILED: message [SQLSTATE x]`.
+pub fn failure_line(run: &RunResult) -> String {
+    let h = |t: &str| human(t).into_owned();
+    let mut msg = format!("{}: run {}", h(&run.playbook), run.status.as_str());
+    if let Some(em) = run.error_message.as_deref().filter(|m| !m.is_empty()) {
+        msg.push_str(&format!(": {}", h(em)));
     }
-    if cancelled {
-        errln!(
-            "{}",
-            CliError::Cancelled(format!(
-                "{playbook}: run {} was cancelled by the client; its statements were rolled back",
-                h(&run.run_id)
-            ))
-            .human_lines()
-            .join("\n")
-        );
-    } else if code != exit::OK {
-        let mut msg = format!("{playbook}: run {}", status.as_str());
-        if !em.is_empty() {
-            msg.push_str(&format!(": {em}"));
-        }
-        if !ec.is_empty() {
-            msg.push_str(&format!(" [SQLSTATE {ec}]"));
-        }
-        output::eprint_human(&CliError::Failed(msg).human_lines().join("\n"));
+    if let Some(ec) = run.error_code.as_deref().filter(|c| !c.is_empty()) {
+        msg.push_str(&format!(" [SQLSTATE {}]", h(ec)));
     }
-    Ok(code)
+    CliError::Failed(msg).human_lines().join("\n")
 }
 
 /// With a backup: asks `repair.preview` first, so an unknown id, a failing guard or a wrong

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod install;
 pub mod lint;
 pub mod list;
+pub mod online;
 pub mod preview;
 pub mod runs;
 

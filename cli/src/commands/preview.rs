@@ -53,6 +53,16 @@ pub fn render(p: &Value) -> String {
         "environments",
         output::joined_or_dash(&list(p, "environments")),
     );
+    // absent from an older server's preview: nothing is shown rather than a guess
+    line(
+        "mode",
+        match field(p, "mode").as_str() {
+            "online" => "online: one statement at a time, each in its own transaction (pgrepair \
+                         execute drives it)"
+                .to_string(),
+            other => other.to_string(),
+        },
+    );
     let lock = p.get("lock_timeout_ms").filter(|v| !v.is_null());
     let stmt = p.get("statement_timeout_ms").filter(|v| !v.is_null());
     if lock.is_some() || stmt.is_some() {
@@ -136,7 +146,13 @@ pub fn render(p: &Value) -> String {
                 Some(l) => format!("  (line {})", output::text(l)),
                 None => String::new(),
             };
-            out.push_str(&format!("  [{n}]{at}\n"));
+            // a batch statement runs again and again until it affects no row
+            let batch = if s.get("batch") == Some(&Value::Bool(true)) {
+                "  [batch]"
+            } else {
+                ""
+            };
+            out.push_str(&format!("  [{n}]{at}{batch}\n"));
             for l in field(s, "sql").lines() {
                 out.push_str(&format!("      {l}\n"));
             }
@@ -272,6 +288,29 @@ mod tests {
         assert!(text.contains("truncated"));
         assert!(text.contains("do_block"));
         assert!(text.contains("error (waived until 2030-01-01)"));
+    }
+
+    #[test]
+    fn shows_the_mode_and_marks_batch_statements() {
+        let p = json!({
+            "id": "orders_backfill", "mode": "online",
+            "statements": [
+                {"n": 1, "line": 6, "sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (x)", "batch": false},
+                {"n": 2, "line": 9, "sql": "UPDATE t SET y = 0 WHERE id IN (SELECT id FROM t WHERE y IS NULL LIMIT 1000)", "batch": true}
+            ]
+        });
+        let text = render(&p);
+        assert!(
+            text.contains("mode           online: one statement at a time"),
+            "{text}"
+        );
+        assert!(text.contains("  [1]  (line 6)\n"), "{text}");
+        assert!(text.contains("  [2]  (line 9)  [batch]\n"), "{text}");
+        let t = render(&json!({"id": "x", "mode": "transactional"}));
+        assert!(t.contains("mode           transactional"), "{t}");
+        // an older server: no mode, no batch flags
+        let old = render(&json!({"id": "x", "statements": [{"n": 1, "sql": "SELECT 1"}]}));
+        assert!(!old.contains("mode") && !old.contains("[batch]"), "{old}");
     }
 
     #[test]
