@@ -675,7 +675,11 @@ pub fn statement_started(index: usize, query_desc: *mut pg_sys::QueryDesc) {
     });
     LAST_ERROR.with(|e| e.replace(None));
     crate::timeout::reset();
+    // Preparing the region may run our own catalog queries (and the functions they call): they
+    // are part of the admitted work, not top-level work of the session.
+    enter_frame();
     enforcement::enter_playbook(waived);
+    leave_frame();
     let outer = identity::switch_for_statement(target, restricted);
     ARMED.with(|a| a.borrow_mut().as_mut().expect("armed").outer_user = Some(outer));
 }
