@@ -337,3 +337,9 @@ mod tests {
         assert_eq!(human(&human("\u{1b}")), "\\x1b");
     }
 }
+
+/// Whether stderr is a terminal that can take a redrawn status line (not `TERM=dumb`).
+pub fn stderr_takes_status_line() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}

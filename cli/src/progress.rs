@@ -10,7 +10,6 @@
 //! Statement text is the server's (it was reviewed, but it is still text from the database): it
 //! is folded onto one line, shortened and escaped before it is shown.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -181,8 +180,7 @@ const SPINNER: [char; 4] = ['-', '\\', '|', '/'];
 impl Display {
     /// A status line only on a terminal that can take one (not `TERM=dumb`).
     pub fn new() -> Display {
-        let terminal =
-            std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        let terminal = crate::output::stderr_takes_status_line();
         Display {
             live: terminal.then(Live::start),
         }

@@ -132,14 +132,15 @@ const ERROR_RULES: &[&str] = &[
 ];
 
 /// The corpus covers every error-level lint rule a playbook can break (ban-non-select-check is
-/// for checks only; the control-character rules have their own tests in terminal.rs).
+/// for checks only, batch-statement for online playbooks only (online_lint below); the
+/// control-character rules have their own tests in terminal.rs).
 #[test]
 fn error_rules_are_every_playbook_error_rule_of_the_catalogue() {
     let mut catalogue: Vec<&str> = Rule::ALL
         .iter()
         .filter(|r| r.class() == pg_repair_core::rules::Class::Lint)
         .filter(|r| r.severity() == pg_repair_core::Severity::Error)
-        .filter(|r| **r != Rule::BanNonSelectCheck)
+        .filter(|r| **r != Rule::BanNonSelectCheck && **r != Rule::BatchStatement)
         .map(|r| r.id())
         .collect();
     let mut listed = ERROR_RULES.to_vec();
@@ -1135,4 +1136,85 @@ fn repair_lint_applies_the_files_own_waivers() {
         "{}",
         summary(&findings)
     );
+}
+
+/// Online playbooks: the online forms pass, every other rule stands, and `-- batch` lines must
+/// mark a statement that can run again until it affects no rows.
+#[test]
+fn online_lint_allows_only_the_online_forms() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("lint_online");
+    let mut carol = c.connect(&db, "carol");
+    let online = |body: &str| format!("-- repair: o\n-- title: t\n-- mode: online\n{body}\n");
+    let errors = |carol: &mut Client, src: &str| -> Vec<String> {
+        lint(carol, src)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.severity == "error")
+            .map(|f| format!("{}@{}", f.rule, f.line))
+            .collect()
+    };
+    let clean: &[&str] = &[
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x);",
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x) WHERE x > 0;",
+        "REINDEX INDEX CONCURRENTLY public.i;",
+        "REINDEX (VERBOSE) TABLE CONCURRENTLY public.t;",
+        "ALTER TABLE public.t ADD CONSTRAINT t_fk FOREIGN KEY (x) REFERENCES public.p (id) NOT VALID;\nALTER TABLE public.t VALIDATE CONSTRAINT t_fk;",
+        "-- batch\nINSERT INTO public.t SELECT 1 WHERE false;",
+    ];
+    for body in clean {
+        assert_eq!(
+            errors(&mut carol, &online(body)),
+            Vec::<String>::new(),
+            "{body}"
+        );
+    }
+    let refused: &[(&str, &str)] = &[
+        (
+            "CREATE INDEX CONCURRENTLY i ON public.t (x);",
+            "require-if-not-exists@4",
+        ),
+        ("DROP INDEX CONCURRENTLY IF EXISTS public.i;", "ban-drop@4"),
+        ("VACUUM public.t;", "ban-non-transactional@4"),
+        ("REINDEX SCHEMA public;", "ban-non-transactional@4"),
+        ("BEGIN;", "ban-transaction-control@4"),
+        ("SET ROLE bob;", "ban-role-change@4"),
+        ("TRUNCATE public.t;", "ban-truncate@4"),
+        (
+            "-- batch\nUPDATE public.t SET x = 1 WHERE false;",
+            "ban-update@5",
+        ),
+        ("SELECT 1;\n-- batch", "batch-statement@5"),
+        (
+            "-- batch\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x);",
+            "batch-statement@5",
+        ),
+        ("SELECT 1 +\n-- batch\n2;", "batch-statement@5"),
+    ];
+    for (body, want) in refused {
+        let got = errors(&mut carol, &online(body));
+        assert!(
+            got.contains(&want.to_string()),
+            "{body}: want {want}, got {got:?}"
+        );
+    }
+    // a transactional playbook still refuses the online forms, and points at the online mode
+    let tx = lint(
+        &mut carol,
+        "-- repair: t\n-- title: t\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON public.t (x);\n",
+    )
+    .unwrap();
+    let f = tx
+        .iter()
+        .find(|f| f.rule == "ban-non-transactional")
+        .expect("refused");
+    assert!(f.message.contains("mode: online"), "{}", f.message);
+    // and a batch line or pause without the online mode is a parse error naming the line
+    let e = carol
+        .query(
+            "SELECT * FROM repair.lint($1)",
+            &[&"-- repair: t\n-- title: t\nSELECT 1;\n-- batch\nSELECT 2;\n"],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("line 4"), "{e}");
 }

@@ -65,7 +65,11 @@ fn upgrade_from_0_1_0_keeps_the_audit_and_equals_a_fresh_install() {
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.2.0");
+    assert_eq!(
+        version,
+        env!("CARGO_PKG_VERSION"),
+        "UPDATE goes to this release"
+    );
     let head_after: String = old
         .query_one("SELECT repair.audit_head()", &[])
         .unwrap()

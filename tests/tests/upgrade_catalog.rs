@@ -387,7 +387,8 @@ fn captures_from_before_the_chain_are_pinned_by_it() {
             .unwrap();
         triggers("A");
     };
-    for (release, _) in RELEASES {
+    // Only releases from before the chain (0.1.0) have such captures.
+    for (release, _) in RELEASES.iter().filter(|(r, _)| *r == "0.1.0") {
         for (n, tamper) in ["insert", "edit"].iter().enumerate() {
             let db = db(&format!("upc_pin{n}"), release);
             create_at(c, &db, release);
