@@ -55,6 +55,7 @@ CREATE FUNCTION repair."online_begin"(
 	"request_id" TEXT DEFAULT NULL
 ) RETURNS jsonb
 SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'online_begin_wrapper';
 
@@ -62,6 +63,7 @@ CREATE FUNCTION repair."online_finish"(
 	"run_id" uuid
 ) RETURNS jsonb
 SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'online_finish_wrapper';
 
@@ -70,6 +72,7 @@ CREATE FUNCTION repair."online_abort"(
 	"reason" TEXT
 ) RETURNS jsonb
 SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'online_abort_wrapper';
 

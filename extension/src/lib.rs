@@ -213,8 +213,10 @@ fn execute(
 
 /// Begin an online run: guards, requires-before, the playbook's lock for the whole run, the
 /// STARTED row; returns the run id and the statements the session may send next, one by one.
-/// search_path is not pinned on the function (the statements that follow use the caller's).
+/// The statements that follow are the client's own top-level statements, with its own
+/// search_path; this function runs only the extension's SQL, so its search_path is pinned.
 #[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn online_begin(
     id: Option<&str>,
     expected_hash: Option<&str>,
@@ -252,6 +254,7 @@ fn uuid_text(u: &pgrx::Uuid) -> String {
 
 /// Finish this session's online run: requires-after, the closing row (SUCCESS or FAILED).
 #[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn online_finish(run_id: Option<pgrx::Uuid>) -> JsonB {
     boundary(|| {
         let id = run_id.as_ref().map(uuid_text).unwrap_or_default();
@@ -261,6 +264,7 @@ fn online_finish(run_id: Option<pgrx::Uuid>) -> JsonB {
 
 /// Abort this session's online run: the closing row (ABORTED) with the reason.
 #[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn online_abort(run_id: Option<pgrx::Uuid>, reason: Option<&str>) -> JsonB {
     boundary(|| {
         let id = run_id.as_ref().map(uuid_text).unwrap_or_default();

@@ -723,6 +723,8 @@ pub fn window_ended(rows: u64) {
         match w {
             Window::Statement(index, _) => {
                 a.done = Some(Done { index, rows });
+                // An error the statement caught is not its error.
+                LAST_ERROR.with(|e| e.replace(None));
                 a.outer_user.take()
             }
             _ => None,

@@ -1216,5 +1216,10 @@ fn online_lint_allows_only_the_online_forms() {
             &[&"-- repair: t\n-- title: t\nSELECT 1;\n-- batch\nSELECT 2;\n"],
         )
         .unwrap_err();
-    assert!(e.to_string().contains("line 4"), "{e}");
+    let message = e
+        .as_db_error()
+        .expect("a server error")
+        .message()
+        .to_string();
+    assert!(message.contains("line 4"), "{message}");
 }

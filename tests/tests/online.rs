@@ -798,3 +798,108 @@ fn writers_keep_writing_while_an_online_playbook_builds_an_index() {
     assert!(tx_worst > online_worst * 2);
     verify_ok(c, &db);
 }
+
+#[test]
+fn the_playbooks_timeouts_hold_for_its_statements_and_the_session_gets_its_own_back() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_timeouts");
+    let hash = reg(
+        c,
+        &db,
+        &online(
+            "slow",
+            "-- statement-timeout: 300ms\n-- lock-timeout: 150ms\n",
+            "SELECT pg_catalog.pg_sleep(2);\nCREATE TABLE IF NOT EXISTS public.never (id int);",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    a.batch_execute("SET statement_timeout = '7s'; SET lock_timeout = '3s'")
+        .unwrap();
+    let start = begin(&mut a, "slow", &hash, "T-1").unwrap();
+    assert_eq!(start["statement_timeout_ms"], 300);
+    let t = Instant::now();
+    let e = db_error(send(
+        &mut a,
+        start["statements"][0]["sql"].as_str().unwrap(),
+    ));
+    assert_eq!(e.code().code(), "57014");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let done = finish(&mut a, &run_id(&start)).unwrap();
+    assert_eq!(done["status"], "FAILED");
+    assert_eq!(done["error_code"], "57014");
+    let (st, lt): (String, String) = {
+        let r = a
+            .query_one(
+                "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((st.as_str(), lt.as_str()), ("7s", "3s"));
+    verify_ok(c, &db);
+}
+
+#[test]
+fn begin_refuses_transaction_blocks_repeatable_read_a_second_run_and_nesting() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_begin_refusals");
+    let h1 = reg(
+        c,
+        &db,
+        &online("b1", "", "CREATE TABLE IF NOT EXISTS public.b1 (id int);"),
+    );
+    let h2 = reg(
+        c,
+        &db,
+        &online(
+            "b2",
+            "",
+            "DO $$ BEGIN PERFORM repair.online_abort(gen_random_uuid(), 'from inside'); END $$;",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    a.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        db_error(begin(&mut a, "b1", &h1, "T-1")).code().code(),
+        "25001"
+    );
+    a.batch_execute("ROLLBACK").unwrap();
+    a.batch_execute("SET default_transaction_isolation = 'repeatable read'")
+        .unwrap();
+    assert_eq!(
+        db_error(begin(&mut a, "b1", &h1, "T-1")).code().code(),
+        "25000"
+    );
+    a.batch_execute("RESET default_transaction_isolation")
+        .unwrap();
+    // two statements in one query string are one implicit transaction: refused
+    let e = db_error(send(
+        &mut a,
+        &format!("SELECT repair.online_begin('b1', '{h1}', 'T-1'); SELECT 1"),
+    ));
+    assert_eq!(e.code().code(), "25001");
+    let start = begin(&mut a, "b1", &h1, "T-1").unwrap();
+    // a second run in the same session is a sequence error (and begin itself is not the next
+    // statement of the first)
+    assert_eq!(
+        db_error(begin(&mut a, "b2", &h2, "T-2")).code().code(),
+        "RP011"
+    );
+    drive(&mut a, &start);
+    finish(&mut a, &run_id(&start)).unwrap();
+    // a playbook statement cannot end a run (its own or any other)
+    let start = begin(&mut a, "b2", &h2, "T-3").unwrap();
+    let e = db_error(send(
+        &mut a,
+        start["statements"][0]["sql"].as_str().unwrap(),
+    ));
+    assert_eq!(e.code().code(), "0A000", "{}", e.message());
+    let done = finish(&mut a, &run_id(&start)).unwrap();
+    assert_eq!(done["status"], "FAILED");
+    verify_ok(c, &db);
+}
