@@ -289,6 +289,12 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// Whether stderr is a terminal that can take a redrawn status line (not `TERM=dumb`).
+pub fn stderr_takes_status_line() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,10 +342,4 @@ mod tests {
         assert_eq!(human("x\u{9b}y\u{7f}"), "x\\u009by\\x7f");
         assert_eq!(human(&human("\u{1b}")), "\\x1b");
     }
-}
-
-/// Whether stderr is a terminal that can take a redrawn status line (not `TERM=dumb`).
-pub fn stderr_takes_status_line() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }

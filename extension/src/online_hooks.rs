@@ -265,10 +265,10 @@ pub unsafe extern "C-unwind" fn judge_utility(
 /// `qc` is null or the live QueryCompletion of the utility statement that just ran.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn utility_ended(qc: *mut pg_sys::QueryCompletion) {
-    // SAFETY: null or live (caller's contract).
     let rows = if qc.is_null() {
         0
     } else {
+        // SAFETY: non-null, so live (caller's contract).
         unsafe { (*qc).nprocessed }
     };
     online::window_ended(rows);
