@@ -36,6 +36,8 @@ CREATE ROLE operator LOGIN IN ROLE repair_operators;
 GRANT USAGE ON SCHEMA repair TO repair_authors, repair_operators;
 GRANT EXECUTE ON FUNCTION repair.register(text), repair.retire(text, text) TO repair_authors;
 GRANT EXECUTE ON FUNCTION repair.preview(text), repair.execute(text, text, text, boolean, text) TO repair_operators;
+GRANT EXECUTE ON FUNCTION repair.online_begin(text, text, text, boolean, text),
+    repair.online_finish(uuid), repair.online_abort(uuid, text) TO repair_operators;
 GRANT SELECT ON ALL TABLES IN SCHEMA repair TO repair_operators;
 GRANT EXECUTE ON FUNCTION repair.verify_audit(), repair.audit_head() TO repair_operators;
 CREATE TABLE public.workspaces (id bigint PRIMARY KEY);
@@ -43,6 +45,9 @@ CREATE TABLE public.customers (id bigint PRIMARY KEY);
 CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES public.customers (id));
 CREATE TABLE public.source_configs (id bigint PRIMARY KEY, workspace_id bigint, source_type text, status text);
 ALTER TABLE public.workspaces OWNER TO operator;
+ALTER TABLE public.orders OWNER TO operator;
+INSERT INTO public.customers SELECT generate_series(1, 100);
+INSERT INTO public.orders SELECT g, g % 100 + 1 FROM generate_series(1, 50000) g;
 GRANT CREATE ON SCHEMA public TO operator;
 SQL
 
@@ -64,6 +69,10 @@ PGUSER=operator "$PGREPAIR" execute intent_issue_tables --hash "$HASH" --reason 
 
 say "a run with a stale hash is refused"
 PGUSER=operator "$PGREPAIR" execute intent_issue_tables --hash "${HASH%????}0000" --reason "DEMO-3" || echo "(exit $?: refused as expected)"
+
+OHASH=$("$PGREPAIR" hash playbooks/fk_index_orders_customer_online.sql | cut -d' ' -f1)
+say "an online playbook: CREATE INDEX CONCURRENTLY, one statement at a time (writers never blocked)"
+PGUSER=operator "$PGREPAIR" execute fk_index_orders_customer_online --hash "$OHASH" --reason "DEMO-4: index orders.customer_id without blocking writers"
 
 say "pgrepair runs"
 PGUSER=operator "$PGREPAIR" runs
