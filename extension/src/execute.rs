@@ -254,7 +254,7 @@ struct RunPlan<'a> {
 /// Fires every pending deferred trigger event now (SET CONSTRAINTS ALL IMMEDIATE), if there is
 /// one: inside a run, the playbook's deferred work runs enforced, as the run's user; before a
 /// run, the caller's own pending work runs as the caller, never as repair.run_as.
-fn fire_pending_deferred() {
+pub fn fire_pending_deferred() {
     if deferrable_relations()
         .into_iter()
         // SAFETY: reads this backend's after-trigger queue for a relation OID; no side effects.

@@ -714,8 +714,46 @@ pub fn is_window_query(query_desc: *mut pg_sys::QueryDesc) -> bool {
     })
 }
 
+/// Pushes the error-capturing context entry for work done from Rust (not from a hook frame);
+/// Drop pops it (also while a caught ERROR unwinds as a panic).
+struct Capture(Box<pg_sys::ErrorContextCallback>);
+
+impl Capture {
+    fn push() -> Capture {
+        let mut cb = Box::new(pg_sys::ErrorContextCallback {
+            // SAFETY: a plain global of this backend, read on its only thread.
+            previous: unsafe { pg_sys::error_context_stack },
+            callback: Some(capture_error),
+            arg: std::ptr::null_mut(),
+        });
+        // SAFETY: boxed, so its address is stable until Drop pops it; single backend thread.
+        unsafe { pg_sys::error_context_stack = &mut *cb };
+        Capture(cb)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // SAFETY: restores the entry below ours before the box is freed.
+        unsafe { pg_sys::error_context_stack = self.0.previous }
+    }
+}
+
 /// The admitted statement (or control call) ended without error; `rows` it affected.
 pub fn window_ended(rows: u64) {
+    let in_statement = ARMED.with(|a| {
+        a.borrow()
+            .as_ref()
+            .is_some_and(|a| matches!(a.window, Window::Statement(..)))
+    });
+    if in_statement {
+        // Deferred trigger work the statement queued runs now, still as its user and under the
+        // runtime enforcement, as repair.execute does; an error in it fails the statement.
+        let _capture = Capture::push();
+        enter_frame();
+        crate::execute::fire_pending_deferred();
+        leave_frame();
+    }
     let statement = ARMED.with(|a| {
         let mut a = a.borrow_mut();
         let a = a.as_mut()?;

@@ -903,3 +903,43 @@ fn begin_refuses_transaction_blocks_repeatable_read_a_second_run_and_nesting() {
     assert_eq!(done["status"], "FAILED");
     verify_ok(c, &db);
 }
+
+#[test]
+fn deferred_work_of_a_statement_runs_inside_the_run_and_is_enforced() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_deferred");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.victim (id int); INSERT INTO public.victim VALUES (1), (2);
+             CREATE TABLE public.items (id int PRIMARY KEY, v int);
+             INSERT INTO public.items SELECT g, NULL FROM generate_series(1, 10) g;
+             CREATE FUNCTION public.wipe() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN DELETE FROM public.victim; RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER later AFTER UPDATE ON public.items
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.wipe();
+             ALTER TABLE public.items OWNER TO alice; GRANT ALL ON public.victim TO alice;",
+        )
+        .unwrap();
+    let hash = reg(
+        c,
+        &db,
+        &online(
+            "deferred",
+            "-- waive: ban-update until 2099-01-01 because test\n",
+            "-- batch\nUPDATE public.items SET v = 1 WHERE id IN (SELECT id FROM public.items WHERE v IS NULL LIMIT 5);",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    let start = begin(&mut a, "deferred", &hash, "T-1").unwrap();
+    let e = db_error(send(&mut a, start["statements"][0]["sql"].as_str().unwrap()));
+    assert_eq!(e.code().code(), "42501", "{}", e.message());
+    let done = finish(&mut a, &run_id(&start)).unwrap();
+    assert_eq!(done["status"], "FAILED");
+    assert!(done["error_message"].as_str().unwrap().contains("DELETE"), "{done}");
+    let mut su = c.connect(&db, "postgres");
+    let left: i64 = one(&mut su, "SELECT count(*) FROM public.victim");
+    assert_eq!(left, 2, "the deferred DELETE was refused");
+    let updated: i64 = one(&mut su, "SELECT count(*) FROM public.items WHERE v IS NOT NULL");
+    assert_eq!(updated, 0, "the batch rolled back with it");
+    verify_ok(c, &db);
+}
