@@ -931,15 +931,24 @@ fn deferred_work_of_a_statement_runs_inside_the_run_and_is_enforced() {
     );
     let mut a = c.connect(&db, "alice");
     let start = begin(&mut a, "deferred", &hash, "T-1").unwrap();
-    let e = db_error(send(&mut a, start["statements"][0]["sql"].as_str().unwrap()));
+    let e = db_error(send(
+        &mut a,
+        start["statements"][0]["sql"].as_str().unwrap(),
+    ));
     assert_eq!(e.code().code(), "42501", "{}", e.message());
     let done = finish(&mut a, &run_id(&start)).unwrap();
     assert_eq!(done["status"], "FAILED");
-    assert!(done["error_message"].as_str().unwrap().contains("DELETE"), "{done}");
+    assert!(
+        done["error_message"].as_str().unwrap().contains("DELETE"),
+        "{done}"
+    );
     let mut su = c.connect(&db, "postgres");
     let left: i64 = one(&mut su, "SELECT count(*) FROM public.victim");
     assert_eq!(left, 2, "the deferred DELETE was refused");
-    let updated: i64 = one(&mut su, "SELECT count(*) FROM public.items WHERE v IS NOT NULL");
+    let updated: i64 = one(
+        &mut su,
+        "SELECT count(*) FROM public.items WHERE v IS NOT NULL",
+    );
     assert_eq!(updated, 0, "the batch rolled back with it");
     verify_ok(c, &db);
 }
