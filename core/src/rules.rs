@@ -334,7 +334,7 @@ mod tests {
                 .iter()
                 .filter(|r| r.class() == Class::Lint)
                 .count(),
-            27
+            28
         );
     }
 

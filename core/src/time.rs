@@ -92,7 +92,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn uuid_v4(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = crate::canonical::hex(&bytes);
+    uuid_text(&bytes)
+}
+
+/// A UUID's 16 bytes in its canonical text form (lowercase, 8-4-4-4-12).
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
+    let hex = crate::canonical::hex(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

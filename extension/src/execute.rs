@@ -75,6 +75,62 @@ fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>
     }
 }
 
+/// What a run starts from: every guard passed, the schema known, requires-before checked.
+pub struct Prepared {
+    pub role: guards::Role,
+    pub reason: String,
+    pub current: Current,
+    pub missing_before: Vec<String>,
+    pub schema: crate::schema::Schema,
+}
+
+/// Guards, the schema and requires-before, in one definer scope (settings pinned once); a
+/// playbook of the other mode is refused with RP011 after the guards.
+pub fn prepare(req: &Request, mode: pg_repair_core::Mode) -> Result<Prepared> {
+    as_definer(|| -> Result<_> {
+        let guards::Authorization {
+            role,
+            reason,
+            current,
+        } = guards::authorize(req)?;
+        // A schema that is no release's exactly is refused before any statement runs (appending
+        // the run would refuse it too, after the statements).
+        let schema = crate::schema::detect();
+        match (mode, current.mode()) {
+            (want, got) if want == got => {}
+            (pg_repair_core::Mode::Transactional, _) => {
+                return Err(RepairError::new(
+                    Kind::OnlineSequence,
+                    format!(
+                        "playbook {} is an online playbook (mode: online): its statements run one at a time, each in its own transaction, which repair.execute cannot do",
+                        current.id
+                    ),
+                )
+                .detail("Nothing was executed.")
+                .hint("Run it with pgrepair execute (same flags), or with repair.online_begin, its statements, and repair.online_finish."));
+            }
+            (pg_repair_core::Mode::Online, _) => {
+                return Err(RepairError::new(
+                    Kind::OnlineSequence,
+                    format!(
+                        "playbook {} is transactional: it runs in one transaction",
+                        current.id
+                    ),
+                )
+                .hint("Run it with repair.execute (or pgrepair execute)."));
+            }
+        }
+        let missing_before = missing(current.requires_before());
+        Ok(Prepared {
+            role,
+            reason,
+            current,
+            missing_before,
+            schema,
+        })
+    })
+}
+
 pub fn execute(req: &Request) -> Result<Value> {
     if enforcement::playbook_running() {
         return Err(RepairError::new(
@@ -84,30 +140,13 @@ pub fn execute(req: &Request) -> Result<Value> {
         .hint("Run playbooks one after another, not from each other."));
     }
     audit::require_read_committed("repair.execute")?;
-    // One definer scope for everything before the run (settings are pinned once).
-    let (role, reason, current, missing_before, schema) = as_definer(|| -> Result<_> {
-        let guards::Authorization {
-            role,
-            reason,
-            current,
-        } = guards::authorize(req)?;
-        // A schema that is no release's exactly is refused before any statement runs (appending
-        // the run would refuse it too, after the statements).
-        let schema = crate::schema::detect();
-        if current.mode() == pg_repair_core::Mode::Online {
-            return Err(RepairError::new(
-                Kind::OnlineSequence,
-                format!(
-                    "playbook {} is an online playbook (mode: online): its statements run one at a time, each in its own transaction, which repair.execute cannot do",
-                    current.id
-                ),
-            )
-            .detail("Nothing was executed.")
-            .hint("Run it with pgrepair execute (same flags), or with repair.online_begin, its statements, and repair.online_finish."));
-        }
-        let missing_before = missing(current.requires_before());
-        Ok((role, reason, current, missing_before, schema))
-    })?;
+    let Prepared {
+        role,
+        reason,
+        current,
+        missing_before,
+        schema,
+    } = prepare(req, pg_repair_core::Mode::Transactional)?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
     let current_user = identity::caller_user();

@@ -281,6 +281,25 @@ pub struct Request<'a> {
     pub request_id: Option<&'a str>,
 }
 
+impl<'a> Request<'a> {
+    /// The arguments of a run's SQL function (execute, online_begin), SQL NULLs as absent.
+    pub fn of(
+        id: Option<&'a str>,
+        expected_hash: Option<&'a str>,
+        reason: Option<&'a str>,
+        confirm_prod: Option<bool>,
+        request_id: Option<&'a str>,
+    ) -> Self {
+        Request {
+            id: id.unwrap_or(""),
+            expected_hash,
+            reason,
+            confirm_prod: confirm_prod.unwrap_or(false),
+            request_id,
+        }
+    }
+}
+
 /// A request every guard passed: what may run, on which declared role, and why. Only
 /// [`authorize`] makes one.
 pub struct Authorization {

@@ -301,7 +301,11 @@ unsafe extern "C-unwind" fn process_utility(
     unsafe {
         // An armed online session: only the run's next statement.
         // Unboxed first: nothing allocated may be left behind by the longjmp of a refusal.
-        let verdict = online_hooks::judge_utility(pstmt, query_string, context).map(|b| *b);
+        let verdict = if crate::online::armed() {
+            online_hooks::judge_utility(pstmt, query_string, context).map(|b| *b)
+        } else {
+            None
+        };
         let admitted = match verdict {
             None => false,
             Some(Ok(admitted)) => admitted,
@@ -479,26 +483,23 @@ unsafe extern "C-unwind" fn executor_start(
     // previous hook or the standard one; PREV_EXECUTOR_START was written once in _PG_init,
     // before any backend existed, and is only read here.
     unsafe {
-        if let Some(e) = online_hooks::judge_started(query_desc, eflags).map(|b| *b) {
+        let judged = if crate::online::armed() {
+            online_hooks::judge_started(query_desc, eflags).map(|b| *b)
+        } else {
+            None
+        };
+        if let Some(e) = judged {
             crate::errors::raise_now(e);
         }
-        let mut capture = online_hooks::capture_entry();
-        let window = online_hooks::is_window_query(query_desc);
-        if window {
-            pg_sys::error_context_stack = &mut capture;
-            online_hooks::enter_frame();
-        }
-        if judging(crate::enforcement::enforcing()) {
-            refuse_dml(query_desc, eflags);
-        }
-        match PREV_EXECUTOR_START {
-            Some(prev) => prev(query_desc, eflags),
-            None => raw::standard_ExecutorStart(query_desc, eflags),
-        }
-        if window {
-            online_hooks::leave_frame();
-            pg_sys::error_context_stack = capture.previous;
-        }
+        in_window(query_desc, || {
+            if judging(crate::enforcement::enforcing()) {
+                refuse_dml(query_desc, eflags);
+            }
+            match PREV_EXECUTOR_START {
+                Some(prev) => prev(query_desc, eflags),
+                None => raw::standard_ExecutorStart(query_desc, eflags),
+            }
+        });
     }
 }
 
@@ -513,7 +514,11 @@ unsafe extern "C-unwind" fn planner(
     // SAFETY: PostgreSQL calls this hook with live arguments, passed on unchanged; PREV_PLANNER
     // was written once in _PG_init and is only read here.
     unsafe {
-        let verdict = online_hooks::judge_planned(parse, query_string).map(|b| *b);
+        let verdict = if crate::online::armed() {
+            online_hooks::judge_planned(parse, query_string).map(|b| *b)
+        } else {
+            None
+        };
         let planning = match verdict {
             None | Some(Ok(online_hooks::Judged::Pass)) => false,
             Some(Ok(_)) => true,
@@ -534,6 +539,34 @@ unsafe extern "C-unwind" fn planner(
     }
 }
 
+/// Runs `call` (one executor step of `query_desc`) inside the frame of admitted work, with the
+/// error-capturing context entry on this stack frame, when `query_desc` is an online run's
+/// statement or control call. Whether it was is returned. Holds nothing with a destructor: an
+/// ERROR may longjmp through it (PG_CATCH restores error_context_stack; the transaction abort
+/// resets the frames).
+///
+/// # Safety
+/// `query_desc` is live for the call.
+#[inline(always)]
+unsafe fn in_window(query_desc: *mut pg_sys::QueryDesc, call: impl FnOnce()) -> bool {
+    let window = crate::online::armed() && online_hooks::is_window_query(query_desc);
+    let mut capture = online_hooks::capture_entry();
+    // SAFETY: `capture` lives on this frame for the whole call and is popped before it ends;
+    // error_context_stack is touched only from this backend's single thread.
+    unsafe {
+        if window {
+            pg_sys::error_context_stack = &mut capture;
+            online_hooks::enter_frame();
+        }
+        call();
+        if window {
+            online_hooks::leave_frame();
+            pg_sys::error_context_stack = capture.previous;
+        }
+    }
+    window
+}
+
 /// Deliberately not #[pg_guard]: captures the errors of an online run's statement.
 #[cfg(not(feature = "pg18"))]
 unsafe extern "C-unwind" fn executor_run(
@@ -544,20 +577,10 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
     unsafe {
-        let mut capture = online_hooks::capture_entry();
-        let window = online_hooks::is_window_query(query_desc);
-        if window {
-            pg_sys::error_context_stack = &mut capture;
-            online_hooks::enter_frame();
-        }
-        match PREV_EXECUTOR_RUN {
+        in_window(query_desc, || match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count, execute_once),
             None => raw::standard_ExecutorRun(query_desc, direction, count, execute_once),
-        }
-        if window {
-            online_hooks::leave_frame();
-            pg_sys::error_context_stack = capture.previous;
-        }
+        });
     }
 }
 
@@ -570,20 +593,10 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
     unsafe {
-        let mut capture = online_hooks::capture_entry();
-        let window = online_hooks::is_window_query(query_desc);
-        if window {
-            pg_sys::error_context_stack = &mut capture;
-            online_hooks::enter_frame();
-        }
-        match PREV_EXECUTOR_RUN {
+        in_window(query_desc, || match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count),
             None => raw::standard_ExecutorRun(query_desc, direction, count),
-        }
-        if window {
-            online_hooks::leave_frame();
-            pg_sys::error_context_stack = capture.previous;
-        }
+        });
     }
 }
 
@@ -591,45 +604,28 @@ unsafe extern "C-unwind" fn executor_run(
 unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_FINISH is written once in _PG_init.
     unsafe {
-        let mut capture = online_hooks::capture_entry();
-        let window = online_hooks::is_window_query(query_desc);
-        if window {
-            pg_sys::error_context_stack = &mut capture;
-            online_hooks::enter_frame();
-        }
-        match PREV_EXECUTOR_FINISH {
+        in_window(query_desc, || match PREV_EXECUTOR_FINISH {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorFinish(query_desc),
-        }
-        if window {
-            online_hooks::leave_frame();
-            pg_sys::error_context_stack = capture.previous;
-        }
+        });
     }
 }
 
 /// Deliberately not #[pg_guard]: the end of an online run's statement (or control call).
 unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
-    // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_END is written once in _PG_init.
+    // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_END is written once in _PG_init;
+    // the rows are read before ExecutorEnd frees the executor state.
     unsafe {
-        let window = online_hooks::is_window_query(query_desc);
-        let rows = if window {
+        let rows = if crate::online::armed() && online_hooks::is_window_query(query_desc) {
             online_hooks::rows_processed(query_desc)
         } else {
             0
         };
-        let mut capture = online_hooks::capture_entry();
-        if window {
-            pg_sys::error_context_stack = &mut capture;
-            online_hooks::enter_frame();
-        }
-        match PREV_EXECUTOR_END {
+        let window = in_window(query_desc, || match PREV_EXECUTOR_END {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorEnd(query_desc),
-        }
+        });
         if window {
-            online_hooks::leave_frame();
-            pg_sys::error_context_stack = capture.previous;
             online_hooks::window_ended(rows);
         }
     }
@@ -842,7 +838,12 @@ unsafe extern "C-unwind" fn object_access(
     // any backend existed, and is only read here.
     unsafe {
         if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
-            if let Some(e) = online_hooks::judge_function_call().map(|b| *b) {
+            let judged = if crate::online::armed() {
+                online_hooks::judge_function_call().map(|b| *b)
+            } else {
+                None
+            };
+            if let Some(e) = judged {
                 crate::errors::raise_now(e);
             }
         }

@@ -198,13 +198,7 @@ fn execute(
 ) -> JsonB {
     let session = identity::session_user().1;
     boundary(|| {
-        let req = guards::Request {
-            id: id.unwrap_or(""),
-            expected_hash,
-            reason,
-            confirm_prod: confirm_prod.unwrap_or(false),
-            request_id,
-        };
+        let req = guards::Request::of(id, expected_hash, reason, confirm_prod, request_id);
         execute::execute(&req)
             .map(JsonB)
             .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
@@ -226,13 +220,7 @@ fn online_begin(
 ) -> JsonB {
     let session = identity::session_user().1;
     boundary(|| {
-        let req = guards::Request {
-            id: id.unwrap_or(""),
-            expected_hash,
-            reason,
-            confirm_prod: confirm_prod.unwrap_or(false),
-            request_id,
-        };
+        let req = guards::Request::of(id, expected_hash, reason, confirm_prod, request_id);
         online::begin(&req)
             .map(JsonB)
             .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
@@ -240,16 +228,7 @@ fn online_begin(
 }
 
 fn uuid_text(u: &pgrx::Uuid) -> String {
-    let b = u.as_bytes();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    pg_repair_core::time::uuid_text(u.as_bytes())
 }
 
 /// Finish this session's online run: requires-after, the closing row (SUCCESS or FAILED).

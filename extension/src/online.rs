@@ -20,7 +20,7 @@ use crate::clock;
 use crate::enforcement;
 use crate::errors::{Kind, RepairError, Result};
 use crate::execute::{missing, statements_of, target_role, waivers_used};
-use crate::guards::{self, Request};
+use crate::guards::Request;
 use crate::guc_scope::{self, as_definer};
 use crate::identity;
 use crate::lock;
@@ -101,6 +101,9 @@ struct Armed {
     window: Window,
     /// The user and security context to restore when the running statement ends.
     outer_user: Option<(pg_sys::Oid, c_int)>,
+    /// The GUC nesting level opened for the running statement: every setting it changes (SET
+    /// inside a DO block, set_config) is undone when it ends, as repair.execute undoes a run's.
+    guc_nest: Option<c_int>,
     done: Option<Done>,
     /// finish or abort appended the closing row: disarm when its transaction commits.
     closing: bool,
@@ -244,23 +247,13 @@ pub fn begin(req: &Request) -> Result<serde_json::Value> {
         .hint("Call it alone, in autocommit mode (no BEGIN, one statement per query)."));
     }
     audit::require_read_committed("repair.online_begin")?;
-    let (role, reason, current, missing_before, schema) = as_definer(|| -> Result<_> {
-        let guards::Authorization {
-            role,
-            reason,
-            current,
-        } = guards::authorize(req)?;
-        let schema = crate::schema::detect();
-        let missing_before = missing(current.requires_before());
-        Ok((role, reason, current, missing_before, schema))
-    })?;
-    if current.mode() != Mode::Online {
-        return Err(sequence_error(format!(
-            "playbook {} is transactional: it runs in one transaction",
-            current.id
-        ))
-        .hint("Run it with repair.execute (or pgrepair execute)."));
-    }
+    let crate::execute::Prepared {
+        role,
+        reason,
+        current,
+        missing_before,
+        schema,
+    } = crate::execute::prepare(req, Mode::Online)?;
     if schema != crate::schema::Schema::Current {
         return Err(RepairError::new(
             Kind::SchemaMismatch,
@@ -399,6 +392,7 @@ pub fn begin(req: &Request) -> Result<serde_json::Value> {
             saved,
             window: Window::Closed,
             outer_user: None,
+            guc_nest: None,
             done: None,
             closing: false,
         })
@@ -681,7 +675,15 @@ pub fn statement_started(index: usize, query_desc: *mut pg_sys::QueryDesc) {
     enforcement::enter_playbook(waived);
     leave_frame();
     let outer = identity::switch_for_statement(target, restricted);
-    ARMED.with(|a| a.borrow_mut().as_mut().expect("armed").outer_user = Some(outer));
+    // SAFETY: opens a GUC nesting level, closed when the statement ends (window_ended) or by the
+    // transaction's end (commit or abort close every level).
+    let nest = unsafe { pg_sys::NewGUCNestLevel() };
+    ARMED.with(|a| {
+        let mut a = a.borrow_mut();
+        let a = a.as_mut().expect("armed");
+        a.outer_user = Some(outer);
+        a.guc_nest = Some(nest);
+    });
 }
 
 /// The control call's executor starts.
@@ -763,13 +765,22 @@ pub fn window_ended(rows: u64) {
                 a.done = Some(Done { index, rows });
                 // An error the statement caught is not its error.
                 LAST_ERROR.with(|e| e.replace(None));
-                a.outer_user.take()
+                Some((a.outer_user.take(), a.guc_nest.take()))
             }
             _ => None,
         }
     });
-    if let Some(outer) = statement {
-        identity::restore(outer);
+    if let Some((outer, nest)) = statement {
+        if let Some(nest) = nest {
+            // SAFETY: closes the level statement_started opened; levels the statement opened
+            // inside it have been closed by their own ends. A statement that committed inside
+            // (CREATE INDEX CONCURRENTLY, a procedure's COMMIT) already had it closed by that
+            // commit: then nothing is at this level and only the counter is set back.
+            unsafe { pg_sys::AtEOXact_GUC(false, nest) };
+        }
+        if let Some(outer) = outer {
+            identity::restore(outer);
+        }
         enforcement::leave_playbook();
         // A refusal the statement's own SQL caught still fails the run.
         if let Some(message) = enforcement::violation() {
@@ -908,6 +919,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
                         .failed
                         .get_or_insert((code, format!("statement {n}: {message}")));
                 }
+                armed.guc_nest = None;
                 Some(armed.outer_user.take())
             });
             if let Some(outer) = restore {

@@ -952,3 +952,34 @@ fn deferred_work_of_a_statement_runs_inside_the_run_and_is_enforced() {
     assert_eq!(updated, 0, "the batch rolled back with it");
     verify_ok(c, &db);
 }
+
+#[test]
+fn settings_a_statement_changes_end_with_it() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_settings");
+    let hash = reg(
+        c,
+        &db,
+        &online(
+            "sets",
+            "-- statement-timeout: 300ms\n",
+            "DO $$ BEGIN PERFORM pg_catalog.set_config('statement_timeout', '0', false); PERFORM pg_catalog.set_config('search_path', 'pg_temp', false); END $$;\n\
+             SELECT pg_catalog.pg_sleep(1);",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    let path_before: String = one(&mut a, "SHOW search_path");
+    let start = begin(&mut a, "sets", &hash, "T-1").unwrap();
+    send(&mut a, start["statements"][0]["sql"].as_str().unwrap()).unwrap();
+    // the DO block's session-level settings did not outlive its statement: the playbook's
+    // statement timeout still holds for the next one
+    let e = db_error(send(
+        &mut a,
+        start["statements"][1]["sql"].as_str().unwrap(),
+    ));
+    assert_eq!(e.code().code(), "57014");
+    assert_eq!(finish(&mut a, &run_id(&start)).unwrap()["status"], "FAILED");
+    let path_after: String = one(&mut a, "SHOW search_path");
+    assert_eq!(path_after, path_before);
+    verify_ok(c, &db);
+}

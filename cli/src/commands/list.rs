@@ -27,13 +27,14 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
         "id",
         "version",
         "status",
+        "mode",
         "environments",
         "lint E/W",
         "registered",
         "hash",
         "title",
     ]);
-    output::align_right(&mut table, &[1, 4]);
+    output::align_right(&mut table, &[1, 5]);
     for r in &rows {
         let hash = output::field(r, "hash");
         let short: String = hash.chars().take(SHORT_HASH).collect();
@@ -41,6 +42,11 @@ pub fn run(ctx: &Ctx) -> Result<i32, CliError> {
             output::field(r, "id"),
             output::field(r, "version"),
             output::field(r, "status"),
+            // An older server's view has no mode column: every playbook there is transactional.
+            match output::field(r, "mode") {
+                m if m.is_empty() => "transactional".to_string(),
+                m => m,
+            },
             output::field(r, "environments"),
             format!(
                 "{}/{}",
