@@ -957,8 +957,15 @@ fn round_trip_over_verify_full() {
         .arg("install")
         .arg(repo_root().join("playbooks")));
     expect_code(&out, 0);
+    let samples = std::fs::read_dir(repo_root().join("playbooks"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count();
     assert!(
-        stdout_of(&out).contains("3 files registered: 3 new"),
+        stdout_of(&out).contains(&format!("{samples} files registered: {samples} new")),
         "{}",
         stdout_of(&out)
     );

@@ -302,7 +302,7 @@ unsafe extern "C-unwind" fn process_utility(
         // An armed online session: only the run's next statement.
         // Unboxed first: nothing allocated may be left behind by the longjmp of a refusal.
         let verdict = if crate::online::armed() {
-            online_hooks::judge_utility(pstmt, query_string, context).map(|b| *b)
+            online_hooks::judge_utility(pstmt, query_string).map(|b| *b)
         } else {
             None
         };

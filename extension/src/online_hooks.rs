@@ -1,6 +1,8 @@
 //! The hooks' side of online runs (online.rs decides; this reads PostgreSQL's structures).
 //!
-//! In an armed session every top-level statement is judged twice where it can be: when it is
+//! In an armed session every piece of work that starts outside the frames of admitted work is
+//! top-level (whatever its query string: the extended protocol's Execute runs a copy of it) and
+//! is judged. A plannable statement is judged twice where it can be: when it is
 //! planned (so nothing the planner evaluates runs for a refused statement) and when its executor
 //! starts (a plan prepared before the run is judged too), and every utility statement before it
 //! runs. A function called outside admitted work (a fast-path call) is refused by the
@@ -31,12 +33,6 @@ unsafe fn statement_text(source: *const c_char, location: c_int, len: c_int) -> 
         Ok(n) => (start + n).min(bytes.len()),
     };
     String::from_utf8_lossy(&bytes[start..end]).into_owned()
-}
-
-/// Whether `source` is the client's own query string (not the text of SQL run by a function).
-fn is_client_text(source: *const c_char) -> bool {
-    // SAFETY: reads a backend-local pointer global, on the backend's only thread.
-    !source.is_null() && source == unsafe { pg_sys::debug_query_string }
 }
 
 /// # Safety
@@ -164,7 +160,9 @@ pub unsafe extern "C-unwind" fn judge_planned(
     parse: *mut pg_sys::Query,
     query_string: *const c_char,
 ) -> Option<Box<Result<Judged, RepairError>>> {
-    if !online::armed() || !is_client_text(query_string) || online::in_frames() {
+    // Outside every frame of admitted work, whatever its text: the client's statement (its
+    // query string is not always debug_query_string: the extended protocol's Execute copies it).
+    if !online::armed() || online::in_frames() {
         return None;
     }
     // SAFETY: `parse` and `query_string` are live (caller's contract), inside the transaction.
@@ -202,7 +200,6 @@ pub unsafe extern "C-unwind" fn judge_started(
     unsafe {
         if !online::armed()
             || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0
-            || !is_client_text((*query_desc).sourceText)
             || online::in_frames()
         {
             return None;
@@ -237,12 +234,9 @@ pub unsafe extern "C-unwind" fn judge_started(
 pub unsafe extern "C-unwind" fn judge_utility(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const c_char,
-    context: pg_sys::ProcessUtilityContext::Type,
 ) -> Option<Box<Result<bool, RepairError>>> {
-    if !online::armed()
-        || context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
-        || online::in_frames()
-    {
+    // Any context: outside the frames of admitted work nothing is nested in it.
+    if !online::armed() || online::in_frames() {
         return None;
     }
     // SAFETY: `pstmt` and `query_string` are live (caller's contract).

@@ -337,8 +337,15 @@ fn an_armed_session_refuses_everything_out_of_sequence_and_changes_nothing() {
     let mut a = c.connect(&db, "alice");
     a.batch_execute("PREPARE p AS UPDATE public.orders SET note = 'p'; DECLARE cur CURSOR WITH HOLD FOR SELECT * FROM public.orders")
         .unwrap();
+    // a protocol-level prepared statement whose plan is cached before the run (no parameters:
+    // always the generic plan) and that calls no function: its later Bind/Execute plans nothing
+    // and its query string is a copy, so only the executor hook's frame rule can judge it
+    let cached = a.prepare("INSERT INTO public.other VALUES (5)").unwrap();
+    a.execute(&cached, &[]).unwrap();
     let start = begin(&mut a, "seq", &hash, "T-1").unwrap();
     let run = run_id(&start);
+    let e = db_error(a.execute(&cached, &[]));
+    assert_eq!(e.code().code(), "RP011", "{}", e.message());
     let attacks: &[&str] = &[
         "CREATE TABLE public.evil (id int)",
         "DROP TABLE public.other",
@@ -390,6 +397,8 @@ fn an_armed_session_refuses_everything_out_of_sequence_and_changes_nothing() {
         "SELECT count(*) FROM public.orders WHERE note IN ('x', 'p')",
     );
     assert_eq!(changed, 0);
+    let fives: i64 = one(&mut su, "SELECT count(*) FROM public.other WHERE id = 5");
+    assert_eq!(fives, 1, "the cached INSERT ran only before the run");
     let b_index: Option<String> = one(&mut su, "SELECT to_regclass('public.orders_b')::text");
     assert_eq!(b_index, None, "statement 2 before statement 1 did not run");
     // the run itself is unaffected: the statements in order, then finish
@@ -981,5 +990,81 @@ fn settings_a_statement_changes_end_with_it() {
     assert_eq!(finish(&mut a, &run_id(&start)).unwrap()["status"], "FAILED");
     let path_after: String = one(&mut a, "SHOW search_path");
     assert_eq!(path_after, path_before);
+    verify_ok(c, &db);
+}
+
+#[test]
+fn a_missing_requires_before_object_is_a_failed_run_and_the_session_stays_free() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_before");
+    let hash = reg(
+        c,
+        &db,
+        &online(
+            "needs",
+            "-- requires-before: public.nope\n",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS nope_i ON public.nope (id);",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    let r = begin(&mut a, "needs", &hash, "T-1").unwrap();
+    assert_eq!(r["status"], "FAILED");
+    assert_eq!(r["error_code"], "RP008");
+    assert_eq!(r["missing_before"], serde_json::json!(["public.nope"]));
+    assert_eq!(r["mode"], "online");
+    // not armed: anything goes
+    let n: i32 = one(&mut a, "SELECT 1");
+    assert_eq!(n, 1);
+    let rows: i64 = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT count(*) FROM repair.runs WHERE status = 'FAILED' AND mode = 'online' AND online_run = run_id",
+    );
+    assert_eq!(rows, 1);
+    verify_ok(c, &db);
+}
+
+#[test]
+fn the_extended_protocol_drives_a_run_too() {
+    let c = Cluster::shared();
+    let db = c.fresh_db("online_extended");
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "CREATE TABLE public.ext (id int PRIMARY KEY, v int);
+             INSERT INTO public.ext SELECT g, NULL FROM generate_series(1, 25) g;
+             ALTER TABLE public.ext OWNER TO alice;",
+        )
+        .unwrap();
+    let hash = reg(
+        c,
+        &db,
+        &online(
+            "ext",
+            "-- waive: ban-update until 2099-01-01 because test\n",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ext_v ON public.ext (v);\n-- batch\nUPDATE public.ext SET v = 1 WHERE id IN (SELECT id FROM public.ext WHERE v IS NULL ORDER BY id LIMIT 10);",
+        ),
+    );
+    let mut a = c.connect(&db, "alice");
+    let start = begin(&mut a, "ext", &hash, "T-1").unwrap();
+    let stmts = start["statements"].as_array().unwrap();
+    a.execute(stmts[0]["sql"].as_str().unwrap(), &[]).unwrap();
+    let mut seen = vec![];
+    loop {
+        let n = a.execute(stmts[1]["sql"].as_str().unwrap(), &[]).unwrap();
+        seen.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen, [10, 10, 5, 0]);
+    // the control call through the extended protocol, with a parameter
+    let done: Value = a
+        .query_one(
+            "SELECT repair.online_finish($1::text::uuid)",
+            &[&run_id(&start)],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(done["status"], "SUCCESS");
+    assert_eq!(done["rows_affected"], 25);
     verify_ok(c, &db);
 }
