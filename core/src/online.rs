@@ -5,6 +5,7 @@
 /// semicolons removed. Nothing inside the statement is touched: a changed literal, comment or
 /// identifier is a different statement.
 pub fn normalise_statement(text: &str) -> String {
+    let text = without_leading_comments(text);
     let lf = text.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = lf
         .lines()
@@ -22,6 +23,48 @@ pub fn normalise_statement(text: &str) -> String {
         }
     }
     s.to_string()
+}
+
+/// `text` from its first token on: leading blanks and comments (`-- …` lines, nested `/* … */`
+/// blocks) are not part of a statement — PostgreSQL's own statement boundaries exclude them
+/// from PostgreSQL 18 on, and the registered statements never start with one. Only leading ones:
+/// anywhere else a comment marker may sit inside a literal, and the text must match exactly.
+fn without_leading_comments(text: &str) -> &str {
+    let mut s = text;
+    loop {
+        let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0c']);
+        if let Some(rest) = t.strip_prefix("--") {
+            s = rest.find(['\n', '\r']).map_or("", |i| &rest[i..]);
+        } else if t.starts_with("/*") {
+            let mut depth = 0usize;
+            let bytes = t.as_bytes();
+            let mut i = 0;
+            let mut end = None;
+            while i + 1 < bytes.len() {
+                if bytes[i] == b'/' && bytes[i + 1] == b'*' {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i] == b'*' && bytes[i + 1] == b'/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        end = Some(i);
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            match end {
+                Some(i) => s = &t[i..],
+                // An unterminated comment is not a statement PostgreSQL would run: keep it, so
+                // it matches nothing.
+                None => return t,
+            }
+        } else {
+            return t;
+        }
+    }
 }
 
 /// Whether `sent` is the registered statement `registered`.
@@ -44,7 +87,18 @@ mod tests {
         assert!(!same_statement(&reg.replace("(x)", "(y)"), reg));
         assert!(!same_statement(&reg.replace("    ON", "  ON"), reg));
         assert!(!same_statement(&format!("{reg}; SELECT 1"), reg));
-        assert!(!same_statement(&format!("/* c */ {reg}"), reg));
+        assert!(!same_statement(&format!("{reg} /* c */"), reg));
+        assert!(!same_statement(
+            &reg.replace("CREATE INDEX", "CREATE  INDEX"),
+            reg
+        ));
+        // leading comments are not part of a statement (PostgreSQL 18 leaves them out itself)
+        assert!(same_statement(
+            &format!("/* c /* nested */ */ -- x\n {reg}"),
+            reg
+        ));
+        assert!(same_statement(&format!("-- why\n{reg};"), reg));
+        assert!(!same_statement(&format!("/* c */ {reg} -- x"), reg));
         assert!(!same_statement("", reg));
     }
 }
