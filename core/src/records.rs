@@ -116,6 +116,19 @@ impl Cell {
         }
     }
 
+    /// SQL NULL (without building the JSON value).
+    pub fn is_null(&self) -> bool {
+        match self {
+            Cell::Text(v) => v.is_none(),
+            Cell::Int(v) => v.is_none(),
+            Cell::BigInt(v) => v.is_none(),
+            Cell::NullableUuid(v) => v.is_none(),
+            Cell::TextArray(v) => v.is_none(),
+            Cell::Json(v) => v.is_null(),
+            Cell::Bool(_) | Cell::Uuid(_) | Cell::Timestamp(_) => false,
+        }
+    }
+
     /// The SQL type a parameter of this cell is cast to.
     pub fn sql_type(&self) -> &'static str {
         match self {

@@ -135,7 +135,7 @@ pub fn append_row<R: ChainedRow>(table: &str, key: &str, row: &R, schema: Schema
     let cells: Vec<_> = row
         .cells()
         .into_iter()
-        .filter(|(_, v)| !v.to_json().is_null())
+        .filter(|(_, v)| !v.is_null())
         .collect();
     let n = cells.len();
     let columns: Vec<&str> = cells.iter().map(|(c, _)| *c).collect();

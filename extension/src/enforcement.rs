@@ -22,6 +22,19 @@ pub fn playbook_running() -> bool {
     PLAYBOOK.load(Ordering::Relaxed)
 }
 
+/// Refuses `what` (repair.execute, online_begin/finish/abort) when a playbook's statements call
+/// it: runs never nest.
+pub fn refuse_nested(what: &str) -> crate::errors::Result<()> {
+    if playbook_running() {
+        return Err(crate::errors::RepairError::new(
+            crate::errors::Kind::NestedExecute,
+            format!("{what} cannot be called from inside a playbook"),
+        )
+        .hint("Run playbooks one after another, not from each other."));
+    }
+    Ok(())
+}
+
 /// A playbook or a check is running: function bans apply.
 pub fn enforcing() -> bool {
     PLAYBOOK.load(Ordering::Relaxed) || CHECK.load(Ordering::Relaxed)

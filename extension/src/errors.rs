@@ -289,34 +289,45 @@ pub fn last_error_position() -> i32 {
     LAST_ERRPOS.load(Ordering::Relaxed)
 }
 
-/// While alive, records the SQLSTATE of every ERROR raised below it.
-pub struct ErrCodeCapture(Box<pg_sys::ErrorContextCallback>);
+/// While alive, `callback` is on PostgreSQL's error context stack: it sees every report raised
+/// below it. Drop pops it (also while a caught ERROR unwinds as a panic).
+pub struct ContextEntry(Box<pg_sys::ErrorContextCallback>);
 
-impl ErrCodeCapture {
-    pub fn push() -> Self {
+impl ContextEntry {
+    pub fn push(callback: unsafe extern "C-unwind" fn(*mut c_void)) -> Self {
         let mut cb = Box::new(pg_sys::ErrorContextCallback {
             // SAFETY: a plain global of this backend, read on its only thread.
             previous: unsafe { pg_sys::error_context_stack },
-            callback: Some(remember_errcode),
+            callback: Some(callback),
             arg: std::ptr::null_mut(),
         });
         // SAFETY: the callback is boxed, so its address is stable for as long as the returned
         // guard owns it, and Drop pops it before the box is freed; error_context_stack is only
         // touched from this backend's single thread.
         unsafe { pg_sys::error_context_stack = &mut *cb };
-        LAST_ERRCODE.store(0, Ordering::Relaxed);
-        LAST_ERRPOS.store(0, Ordering::Relaxed);
-        ErrCodeCapture(cb)
+        ContextEntry(cb)
     }
 }
 
-impl Drop for ErrCodeCapture {
+impl Drop for ContextEntry {
     fn drop(&mut self) {
         // SAFETY: restores the entry that was on top when this guard pushed itself, so the stack
         // no longer points into the box about to be freed; single backend thread. Guards are
         // dropped in reverse order of pushing (they are scoped values), and an ERROR that
         // longjmps past one restores error_context_stack by itself (PG_CATCH).
         unsafe { pg_sys::error_context_stack = self.0.previous }
+    }
+}
+
+/// While alive, records the SQLSTATE of every ERROR raised below it.
+pub struct ErrCodeCapture(#[allow(dead_code)] ContextEntry);
+
+impl ErrCodeCapture {
+    pub fn push() -> Self {
+        let entry = ContextEntry::push(remember_errcode);
+        LAST_ERRCODE.store(0, Ordering::Relaxed);
+        LAST_ERRPOS.store(0, Ordering::Relaxed);
+        ErrCodeCapture(entry)
     }
 }
 

@@ -132,13 +132,7 @@ pub fn prepare(req: &Request, mode: pg_repair_core::Mode) -> Result<Prepared> {
 }
 
 pub fn execute(req: &Request) -> Result<Value> {
-    if enforcement::playbook_running() {
-        return Err(RepairError::new(
-            Kind::NestedExecute,
-            "repair.execute cannot be called from inside a playbook",
-        )
-        .hint("Run playbooks one after another, not from each other."));
-    }
+    enforcement::refuse_nested("repair.execute")?;
     audit::require_read_committed("repair.execute")?;
     let Prepared {
         role,

@@ -491,7 +491,7 @@ unsafe extern "C-unwind" fn executor_start(
         if let Some(e) = judged {
             crate::errors::raise_now(e);
         }
-        in_window(query_desc, || {
+        in_window(window_of(query_desc), || {
             if judging(crate::enforcement::enforcing()) {
                 refuse_dml(query_desc, eflags);
             }
@@ -520,8 +520,8 @@ unsafe extern "C-unwind" fn planner(
             None
         };
         let planning = match verdict {
-            None | Some(Ok(online_hooks::Judged::Pass)) => false,
-            Some(Ok(_)) => true,
+            None => false,
+            Some(Ok(admitted)) => admitted,
             Some(Err(e)) => crate::errors::raise_now(e),
         };
         if planning {
@@ -539,17 +539,18 @@ unsafe extern "C-unwind" fn planner(
     }
 }
 
-/// Runs `call` (one executor step of `query_desc`) inside the frame of admitted work, with the
-/// error-capturing context entry on this stack frame, when `query_desc` is an online run's
-/// statement or control call. Whether it was is returned. Holds nothing with a destructor: an
-/// ERROR may longjmp through it (PG_CATCH restores error_context_stack; the transaction abort
-/// resets the frames).
-///
-/// # Safety
-/// `query_desc` is live for the call.
+/// Whether `query_desc` is an online run's admitted statement or control call (one flag check
+/// when no run is armed).
+fn window_of(query_desc: *mut pg_sys::QueryDesc) -> bool {
+    crate::online::armed() && online_hooks::is_window_query(query_desc)
+}
+
+/// Runs `call` (one executor step) inside the frame of admitted work, with the error-capturing
+/// context entry on this stack frame, when `window` (see [`window_of`]). Holds nothing with a
+/// destructor: an ERROR may longjmp through it (PG_CATCH restores error_context_stack; the
+/// transaction abort resets the frames).
 #[inline(always)]
-unsafe fn in_window(query_desc: *mut pg_sys::QueryDesc, call: impl FnOnce()) -> bool {
-    let window = crate::online::armed() && online_hooks::is_window_query(query_desc);
+fn in_window(window: bool, call: impl FnOnce()) {
     let mut capture = online_hooks::capture_entry();
     // SAFETY: `capture` lives on this frame for the whole call and is popped before it ends;
     // error_context_stack is touched only from this backend's single thread.
@@ -564,7 +565,6 @@ unsafe fn in_window(query_desc: *mut pg_sys::QueryDesc, call: impl FnOnce()) -> 
             pg_sys::error_context_stack = capture.previous;
         }
     }
-    window
 }
 
 /// Deliberately not #[pg_guard]: captures the errors of an online run's statement.
@@ -577,7 +577,7 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
     unsafe {
-        in_window(query_desc, || match PREV_EXECUTOR_RUN {
+        in_window(window_of(query_desc), || match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count, execute_once),
             None => raw::standard_ExecutorRun(query_desc, direction, count, execute_once),
         });
@@ -593,7 +593,7 @@ unsafe extern "C-unwind" fn executor_run(
 ) {
     // SAFETY: live arguments passed on unchanged; PREV_EXECUTOR_RUN is written once in _PG_init.
     unsafe {
-        in_window(query_desc, || match PREV_EXECUTOR_RUN {
+        in_window(window_of(query_desc), || match PREV_EXECUTOR_RUN {
             Some(prev) => prev(query_desc, direction, count),
             None => raw::standard_ExecutorRun(query_desc, direction, count),
         });
@@ -604,7 +604,7 @@ unsafe extern "C-unwind" fn executor_run(
 unsafe extern "C-unwind" fn executor_finish(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_FINISH is written once in _PG_init.
     unsafe {
-        in_window(query_desc, || match PREV_EXECUTOR_FINISH {
+        in_window(window_of(query_desc), || match PREV_EXECUTOR_FINISH {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorFinish(query_desc),
         });
@@ -616,12 +616,13 @@ unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
     // SAFETY: live argument passed on unchanged; PREV_EXECUTOR_END is written once in _PG_init;
     // the rows are read before ExecutorEnd frees the executor state.
     unsafe {
-        let rows = if crate::online::armed() && online_hooks::is_window_query(query_desc) {
+        let window = window_of(query_desc);
+        let rows = if window {
             online_hooks::rows_processed(query_desc)
         } else {
             0
         };
-        let window = in_window(query_desc, || match PREV_EXECUTOR_END {
+        in_window(window, || match PREV_EXECUTOR_END {
             Some(prev) => prev(query_desc),
             None => raw::standard_ExecutorEnd(query_desc),
         });

@@ -159,54 +159,69 @@ fn short(sql: &str) -> String {
     crate::errors::bounded(&one_line, 120)
 }
 
-/// The statements of an online playbook with their batch flags: a statement is a batch
-/// statement when a `-- batch` line stands between the previous statement and it.
-fn steps_of(statements: &[Statement], sql: &str, body_line: u32) -> Vec<Step> {
-    let markers = pg_repair_core::batch_marker_lines(sql);
-    let mut prev_end = 0u32;
-    statements
-        .iter()
-        .map(|s| {
-            let batch = markers.iter().any(|m| *m > prev_end && *m < s.line);
-            prev_end = s.line + s.sql.matches('\n').count() as u32;
-            Step {
-                n: s.n,
-                line: s.line + body_line - 1,
-                sql: s.sql.clone(),
-                batch,
-            }
-        })
-        .collect()
+/// Where a body's `-- batch` lines fall: a statement is a batch statement when one stands
+/// between the previous statement's last line and its first; any other marker (inside a
+/// statement, after the last one) marks nothing.
+struct Markers {
+    /// Per statement, in order.
+    batch: Vec<bool>,
+    /// Body lines of the markers that mark no statement.
+    stray: Vec<u32>,
 }
 
-/// Body lines of `-- batch` markers that mark no statement (inside a statement, or after the
-/// last one), for lint.
-pub fn stray_markers(statements: &[Statement], sql: &str) -> Vec<u32> {
-    let markers = pg_repair_core::batch_marker_lines(sql);
-    let mut used = vec![false; markers.len()];
+fn markers(statements: &[Statement], sql: &str) -> Markers {
+    let lines = pg_repair_core::batch_marker_lines(sql);
+    let mut used = vec![false; lines.len()];
     let mut prev_end = 0u32;
-    for s in statements {
-        for (i, m) in markers.iter().enumerate() {
-            if *m > prev_end && *m < s.line {
-                used[i] = true;
+    let batch = statements
+        .iter()
+        .map(|s| {
+            let mut marked = false;
+            for (i, m) in lines.iter().enumerate() {
+                if *m > prev_end && *m < s.line {
+                    used[i] = true;
+                    marked = true;
+                }
             }
-        }
-        prev_end = s.line + s.sql.matches('\n').count() as u32;
-    }
-    markers
+            prev_end = s.line + s.sql.matches('\n').count() as u32;
+            marked
+        })
+        .collect();
+    let stray = lines
         .into_iter()
         .zip(used)
         .filter(|(_, u)| !u)
         .map(|(m, _)| m)
+        .collect();
+    Markers { batch, stray }
+}
+
+/// The statements of an online playbook with their batch flags, lines in file coordinates.
+fn steps_of(statements: &[Statement], sql: &str, body_line: u32) -> Vec<Step> {
+    statements
+        .iter()
+        .zip(markers(statements, sql).batch)
+        .map(|(s, batch)| Step {
+            n: s.n,
+            line: s.line + body_line - 1,
+            sql: s.sql.clone(),
+            batch,
+        })
         .collect()
+}
+
+/// Body lines of `-- batch` markers that mark no statement, for lint.
+pub fn stray_markers(statements: &[Statement], sql: &str) -> Vec<u32> {
+    markers(statements, sql).stray
 }
 
 /// Batch statements (by number) of a body.
 pub fn batch_statements(statements: &[Statement], sql: &str) -> Vec<usize> {
-    steps_of(statements, sql, 1)
-        .into_iter()
-        .filter(|s| s.batch)
-        .map(|s| s.n)
+    statements
+        .iter()
+        .zip(markers(statements, sql).batch)
+        .filter(|(_, batch)| *batch)
+        .map(|(s, _)| s.n)
         .collect()
 }
 
@@ -217,19 +232,9 @@ fn register_callback() {
     }
 }
 
-fn refuse_if_busy(what: &str) -> Result<()> {
-    if enforcement::playbook_running() {
-        return Err(RepairError::new(
-            Kind::NestedExecute,
-            format!("{what} cannot be called from inside a playbook"),
-        ));
-    }
-    Ok(())
-}
-
 /// repair.online_begin.
 pub fn begin(req: &Request) -> Result<serde_json::Value> {
-    refuse_if_busy("repair.online_begin")?;
+    enforcement::refuse_nested("repair.online_begin")?;
     register_callback();
     if let Some(id) = ARMED.with(|a| a.borrow().as_ref().map(|a| a.run_id.clone())) {
         return Err(
@@ -430,7 +435,7 @@ pub fn end(run_id: &str, ending: Ending, reason: Option<&str>) -> Result<serde_j
         Ending::Finish => "repair.online_finish",
         Ending::Abort => "repair.online_abort",
     };
-    refuse_if_busy(what)?;
+    enforcement::refuse_nested(what)?;
     let run_id = run_id.trim().to_ascii_lowercase();
     let plan = ARMED.with(|a| -> Result<_> {
         let a = a.borrow();
@@ -716,31 +721,6 @@ pub fn is_window_query(query_desc: *mut pg_sys::QueryDesc) -> bool {
     })
 }
 
-/// Pushes the error-capturing context entry for work done from Rust (not from a hook frame);
-/// Drop pops it (also while a caught ERROR unwinds as a panic).
-struct Capture(Box<pg_sys::ErrorContextCallback>);
-
-impl Capture {
-    fn push() -> Capture {
-        let mut cb = Box::new(pg_sys::ErrorContextCallback {
-            // SAFETY: a plain global of this backend, read on its only thread.
-            previous: unsafe { pg_sys::error_context_stack },
-            callback: Some(capture_error),
-            arg: std::ptr::null_mut(),
-        });
-        // SAFETY: boxed, so its address is stable until Drop pops it; single backend thread.
-        unsafe { pg_sys::error_context_stack = &mut *cb };
-        Capture(cb)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        // SAFETY: restores the entry below ours before the box is freed.
-        unsafe { pg_sys::error_context_stack = self.0.previous }
-    }
-}
-
 /// The admitted statement (or control call) ended without error; `rows` it affected.
 pub fn window_ended(rows: u64) {
     let in_statement = ARMED.with(|a| {
@@ -751,7 +731,7 @@ pub fn window_ended(rows: u64) {
     if in_statement {
         // Deferred trigger work the statement queued runs now, still as its user and under the
         // runtime enforcement, as repair.execute does; an error in it fails the statement.
-        let _capture = Capture::push();
+        let _capture = crate::errors::ContextEntry::push(capture_error);
         enter_frame();
         crate::execute::fire_pending_deferred();
         leave_frame();

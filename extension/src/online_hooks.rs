@@ -137,29 +137,16 @@ unsafe fn plan_is_control_call(p: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-/// What to do with a top-level statement: `Err` to refuse it.
-pub enum Judged {
-    Pass,
-    Statement(usize),
-    Control,
-}
-
-fn judged(admit: Admit) -> Result<Judged, RepairError> {
-    match admit {
-        Admit::Pass => Ok(Judged::Pass),
-        Admit::Statement(i) => Ok(Judged::Statement(i)),
-        Admit::Control => Ok(Judged::Control),
-        Admit::Refuse(e) => Err(e),
-    }
-}
-
+/// For a statement about to be planned: `Ok(true)` when it is admitted work (the caller ends
+/// its planning with [`planning_ended`]).
+///
 /// # Safety
 /// `parse` is the live Query being planned, `query_string` its source (or null).
 #[pg_guard]
 pub unsafe extern "C-unwind" fn judge_planned(
     parse: *mut pg_sys::Query,
     query_string: *const c_char,
-) -> Option<Box<Result<Judged, RepairError>>> {
+) -> Option<Box<Result<bool, RepairError>>> {
     // Outside every frame of admitted work, whatever its text: the client's statement (its
     // query string is not always debug_query_string: the extended protocol's Execute copies it).
     if !online::armed() || online::in_frames() {
@@ -172,13 +159,17 @@ pub unsafe extern "C-unwind" fn judge_planned(
             query_is_control_call(parse),
         )
     };
-    let verdict = judged(online::admit_top_level(Asked::Statement {
+    let verdict = match online::admit_top_level(Asked::Statement {
         text: &text,
         control_call: control,
-    }));
-    if matches!(verdict, Ok(Judged::Statement(_) | Judged::Control)) {
-        online::planning_started();
-    }
+    }) {
+        Admit::Refuse(e) => Err(e),
+        Admit::Pass => Ok(false),
+        Admit::Statement(_) | Admit::Control => {
+            online::planning_started();
+            Ok(true)
+        }
+    };
     Some(Box::new(verdict))
 }
 
@@ -206,21 +197,20 @@ pub unsafe extern "C-unwind" fn judge_started(
         }
         let p = (*query_desc).plannedstmt;
         let text = statement_text((*query_desc).sourceText, (*p).stmt_location, (*p).stmt_len);
-        let verdict = judged(online::admit_top_level(Asked::Statement {
+        match online::admit_top_level(Asked::Statement {
             text: &text,
             control_call: plan_is_control_call(p),
-        }));
-        match verdict {
-            Err(e) => Some(Box::new(e)),
-            Ok(Judged::Statement(i)) => {
+        }) {
+            Admit::Refuse(e) => Some(Box::new(e)),
+            Admit::Statement(i) => {
                 online::statement_started(i, query_desc);
                 None
             }
-            Ok(Judged::Control) => {
+            Admit::Control => {
                 online::control_started(query_desc);
                 None
             }
-            Ok(Judged::Pass) => None,
+            Admit::Pass => None,
         }
     }
 }
@@ -241,16 +231,16 @@ pub unsafe extern "C-unwind" fn judge_utility(
     }
     // SAFETY: `pstmt` and `query_string` are live (caller's contract).
     let text = unsafe { statement_text(query_string, (*pstmt).stmt_location, (*pstmt).stmt_len) };
-    let verdict = match judged(online::admit_top_level(Asked::Statement {
+    let verdict = match online::admit_top_level(Asked::Statement {
         text: &text,
         control_call: false,
-    })) {
-        Err(e) => Err(e),
-        Ok(Judged::Statement(i)) => {
+    }) {
+        Admit::Refuse(e) => Err(e),
+        Admit::Statement(i) => {
             online::statement_started(i, std::ptr::null_mut());
             Ok(true)
         }
-        Ok(_) => Ok(false),
+        Admit::Pass | Admit::Control => Ok(false),
     };
     Some(Box::new(verdict))
 }
