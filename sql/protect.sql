@@ -31,7 +31,7 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['playbook_versions', 'registry_events', 'runs', 'check_runs', 'check_results',
-                             'baseline_captures', 'baseline_counts'] LOOP
+                             'baseline_captures', 'baseline_counts', 'approvals', 'refusals'] LOOP
         EXECUTE format('CREATE TRIGGER insert_guard BEFORE INSERT ON repair.%I
                         FOR EACH ROW EXECUTE FUNCTION repair._insert_guard()', t);
         EXECUTE format('CREATE TRIGGER deny_update_delete BEFORE UPDATE OR DELETE ON repair.%I
@@ -137,7 +137,7 @@ COMMENT ON FUNCTION repair.online_finish(uuid) IS
 COMMENT ON FUNCTION repair.online_abort(uuid, text) IS
     'Abort this session''s online run with a reason: the closing row (ABORTED); releases the playbook lock';
 COMMENT ON FUNCTION repair.verify_audit() IS
-    'Recompute every hash chain (runs, registry events, checks, baselines), every stored version and baseline count; ok, the first bad row, and problems: every broken link';
+    'Recompute every hash chain (runs, registry events, checks, baselines, approvals, refusals), every stored version and baseline count; ok, the first bad row, and problems: every broken link';
 COMMENT ON FUNCTION repair.audit_head() IS
     'SHA-256 over the newest row_hash of every chain: export it and pin it outside the database';
 COMMENT ON TABLE repair.check_runs IS
@@ -167,3 +167,25 @@ COMMENT ON FUNCTION repair._protect_objects() IS
     'Internal event trigger: refuses DDL on pg_repair objects outside extension scripts';
 COMMENT ON FUNCTION repair._deny_modification() IS 'Internal trigger: refuses UPDATE, DELETE and TRUNCATE';
 COMMENT ON FUNCTION repair._insert_guard() IS 'Internal trigger: admits INSERTs only from the table owner';
+COMMENT ON COLUMN repair.runs.approval_id IS
+    'the approval this run consumed (guard 8, four eyes); NULL when no approval was required';
+COMMENT ON TABLE repair.approvals IS
+    'Four eyes: approvals of a playbook version (by hash) and their revocations, one hash chain (append-only; checked by repair.verify_audit()). An approval is used once a run names it';
+COMMENT ON COLUMN repair.approvals.approval_id IS
+    'the approval: this row''s event_id for action approve, the revoked approval for action revoke';
+COMMENT ON COLUMN repair.approvals.valid_until IS 'approvals only: the approval cannot be used from this time on';
+COMMENT ON VIEW repair.approval_status IS
+    'One row per approval with its state: usable, used (used_by_run), expired, revoked, or stale (the playbook has another hash now)';
+COMMENT ON TABLE repair.refusals IS
+    'Every refused gated call (execute, online_begin, approve, revoke_approval, the migration gate, retire), recorded by a background worker so the caller''s rollback keeps it; one hash chain (append-only; checked by repair.verify_audit())';
+COMMENT ON COLUMN repair.refusals.guard IS 'the refusal''s NAME (HASH_MISMATCH, APPROVAL_REQUIRED, ...)';
+COMMENT ON COLUMN repair.refusals.dropped IS
+    'marker rows only: this many refusals were not recorded because the queue was full (they are in the server log)';
+COMMENT ON FUNCTION repair.approve(text, text, text, interval) IS
+    'Approve one playbook version (by hash) for one run by another person, valid for at most 24 hours; approvers (repair.approvers) only; returns the approval id';
+COMMENT ON FUNCTION repair.revoke_approval(uuid, text) IS
+    'Revoke an approval (approvers only), with a reason; recorded in repair.approvals';
+COMMENT ON FUNCTION repair._record_refusals(jsonb) IS
+    'Internal: the refusal recorder (background worker) appends queued refusals to repair.refusals';
+COMMENT ON FUNCTION repair.refusal_queue() IS
+    'The refusal queue of this database: entries waiting, the queue''s capacity, refusals dropped since the last marker row, the recorder''s pid';

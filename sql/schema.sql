@@ -71,10 +71,61 @@ CREATE TABLE repair.runs (
     mode                text        CHECK (mode = 'online'),
     online_run          uuid,
     batches             integer,
-    rows_affected       bigint
+    rows_affected       bigint,
+    -- Four eyes (0.4.0): the approval this run consumed (guard 8); NULL when none was required.
+    approval_id         uuid
 );
 CREATE INDEX runs_chain ON repair.runs (playbook_id, seq);
 CREATE INDEX runs_started ON repair.runs (started_at);
+CREATE INDEX runs_approval ON repair.runs (approval_id) WHERE approval_id IS NOT NULL;
+
+-- Four eyes (0.4.0): approvals of one playbook version (by hash) and their revocations, in one
+-- hash chain. An approval is used once a run names it (repair.runs.approval_id).
+CREATE TABLE repair.approvals (
+    event_id          uuid        PRIMARY KEY,
+    seq               bigserial   NOT NULL UNIQUE,
+    chain_key         text        NOT NULL CHECK (chain_key = 'approvals'),
+    action            text        NOT NULL CHECK (action IN ('approve', 'revoke')),
+    approval_id       uuid        NOT NULL,
+    playbook_id       text        NOT NULL,
+    version           integer     NOT NULL,
+    hash              text        NOT NULL,
+    at                timestamptz NOT NULL,
+    valid_until       timestamptz,
+    session_user_name text        NOT NULL,
+    reason            text        NOT NULL,
+    prev_hash         text,
+    row_hash          text        NOT NULL,
+    CHECK ((action = 'approve') = (valid_until IS NOT NULL)),
+    CHECK (action = 'revoke' OR approval_id = event_id)
+);
+CREATE INDEX approvals_playbook ON repair.approvals (playbook_id, hash);
+CREATE INDEX approvals_approval ON repair.approvals (approval_id);
+
+-- Refusals on record (0.4.0): every refused gated call, written by a background worker from a
+-- shared-memory queue (so the caller's rollback does not take it away), in one hash chain. A row
+-- with `dropped` records how many refusals the full queue could not take.
+CREATE TABLE repair.refusals (
+    refusal_id        uuid        PRIMARY KEY,
+    seq               bigserial   NOT NULL UNIQUE,
+    chain_key         text        NOT NULL CHECK (chain_key = 'refusals'),
+    refused_at        timestamptz NOT NULL,
+    function          text        NOT NULL,
+    session_user_name text,
+    playbook_id       text,
+    guard             text,
+    sqlstate          text,
+    message           text CHECK (length(message) <= 1000),
+    reason            text,
+    request_id        text,
+    application_name  text,
+    client_addr       text,
+    dropped           bigint      CHECK (dropped > 0),
+    prev_hash         text,
+    row_hash          text        NOT NULL,
+    CHECK (dropped IS NOT NULL OR (session_user_name IS NOT NULL AND sqlstate IS NOT NULL))
+);
+CREATE INDEX refusals_at ON repair.refusals (refused_at);
 
 -- Registered rows are data to keep: pg_dump dumps them (and the sequence positions).
 SELECT pg_catalog.pg_extension_config_dump('repair.playbook_versions', '');
@@ -82,6 +133,10 @@ SELECT pg_catalog.pg_extension_config_dump('repair.registry_events', '');
 SELECT pg_catalog.pg_extension_config_dump('repair.registry_events_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('repair.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('repair.runs_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.approvals', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.approvals_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.refusals', '');
+SELECT pg_catalog.pg_extension_config_dump('repair.refusals_seq_seq', '');
 
 -- The current version of every playbook and check, with its lifecycle state.
 CREATE VIEW repair.playbooks AS
@@ -116,6 +171,37 @@ SELECT v.playbook_id                                   AS id,
  WHERE v.version = (SELECT max(v2.version) FROM repair.playbook_versions v2
                      WHERE v2.playbook_id = v.playbook_id)
  ORDER BY v.playbook_id;
+
+-- One row per approval with what became of it: usable, used (a run names it), expired, revoked,
+-- or stale (the playbook's current hash is another one).
+CREATE VIEW repair.approval_status AS
+SELECT a.approval_id,
+       a.playbook_id,
+       a.version,
+       a.hash,
+       a.session_user_name AS approved_by,
+       a.at                AS approved_at,
+       a.valid_until,
+       a.reason,
+       CASE WHEN rv.event_id IS NOT NULL THEN 'revoked'
+            WHEN u.run_id IS NOT NULL THEN 'used'
+            WHEN a.valid_until <= pg_catalog.clock_timestamp() THEN 'expired'
+            WHEN cur.hash IS DISTINCT FROM a.hash THEN 'stale'
+            ELSE 'usable' END AS state,
+       u.run_id            AS used_by_run,
+       rv.session_user_name AS revoked_by,
+       rv.at               AS revoked_at,
+       rv.reason           AS revoke_reason
+  FROM repair.approvals a
+  LEFT JOIN LATERAL (SELECT r.event_id, r.session_user_name, r.at, r.reason FROM repair.approvals r
+                      WHERE r.action = 'revoke' AND r.approval_id = a.approval_id
+                      ORDER BY r.seq LIMIT 1) rv ON true
+  LEFT JOIN LATERAL (SELECT x.run_id FROM repair.runs x WHERE x.approval_id = a.approval_id
+                      ORDER BY x.seq LIMIT 1) u ON true
+  LEFT JOIN LATERAL (SELECT v.hash FROM repair.playbook_versions v
+                      WHERE v.playbook_id = a.playbook_id
+                      ORDER BY v.version DESC LIMIT 1) cur ON true
+ WHERE a.action = 'approve';
 
 -- Validation: one row per run_checks() call (hash-chained in the single chain 'check_runs') and
 -- one row per check in it (hash-chained per check id).

@@ -73,6 +73,8 @@ pub struct RunRow {
     /// Online runs' closing rows: batches run and rows the statements affected.
     pub batches: Option<i32>,
     pub rows_affected: Option<i64>,
+    /// The approval this run consumed (guard 8); None when none was required. Since 0.4.0.
+    pub approval_id: Option<String>,
 }
 
 fn strings(v: &[String]) -> Value {
@@ -212,6 +214,7 @@ impl Chained for RunRow {
             ("online_run", Cell::NullableUuid(self.online_run.clone())),
             ("batches", Cell::Int(self.batches)),
             ("rows_affected", Cell::BigInt(self.rows_affected)),
+            ("approval_id", Cell::NullableUuid(self.approval_id.clone())),
         ]
     }
 }
@@ -355,6 +358,94 @@ impl Chained for BaselineCaptureRow {
     }
 }
 
+/// A row of `repair.approvals`: an approval of one playbook version (by hash), or the revocation
+/// of one. One chain for the whole table (`chain_key` = `approvals`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRow {
+    pub event_id: String,
+    /// approve or revoke
+    pub action: &'static str,
+    /// The approval: this row's event_id for an approval, the revoked approval's for a revocation.
+    pub approval_id: String,
+    pub playbook_id: String,
+    pub version: i32,
+    pub hash: String,
+    pub at: i64,
+    /// Approvals only.
+    pub valid_until: Option<i64>,
+    pub session_user_name: String,
+    pub reason: String,
+}
+
+impl ApprovalRow {
+    pub const CHAIN: &'static str = "approvals";
+}
+
+impl Chained for ApprovalRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = vec![
+            ("event_id", Cell::Uuid(self.event_id.clone())),
+            ("chain_key", Cell::text(Self::CHAIN)),
+            ("action", Cell::text(self.action)),
+            ("approval_id", Cell::Uuid(self.approval_id.clone())),
+            ("playbook_id", Cell::text(&self.playbook_id)),
+            ("version", Cell::Int(Some(self.version))),
+            ("hash", Cell::text(&self.hash)),
+            ("at", Cell::Timestamp(self.at)),
+        ];
+        if let Some(t) = self.valid_until {
+            c.push(("valid_until", Cell::Timestamp(t)));
+        }
+        c.push(("session_user_name", Cell::text(&self.session_user_name)));
+        c.push(("reason", Cell::text(&self.reason)));
+        c
+    }
+}
+
+/// A row of `repair.refusals`: one refused call, or a marker recording how many refusals were
+/// dropped because the queue was full (`dropped`). One chain (`chain_key` = `refusals`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RefusalRow {
+    pub refusal_id: String,
+    pub refused_at: i64,
+    pub function: String,
+    pub session_user_name: Option<String>,
+    pub playbook_id: Option<String>,
+    pub guard: Option<String>,
+    pub sqlstate: Option<String>,
+    pub message: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    pub dropped: Option<i64>,
+}
+
+impl RefusalRow {
+    pub const CHAIN: &'static str = "refusals";
+}
+
+impl Chained for RefusalRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("refusal_id", Cell::Uuid(self.refusal_id.clone())),
+            ("chain_key", Cell::text(Self::CHAIN)),
+            ("refused_at", Cell::Timestamp(self.refused_at)),
+            ("function", Cell::text(&self.function)),
+            ("session_user_name", Cell::Text(self.session_user_name.clone())),
+            ("playbook_id", Cell::Text(self.playbook_id.clone())),
+            ("guard", Cell::Text(self.guard.clone())),
+            ("sqlstate", Cell::Text(self.sqlstate.clone())),
+            ("message", Cell::Text(self.message.clone())),
+            ("reason", Cell::Text(self.reason.clone())),
+            ("request_id", Cell::Text(self.request_id.clone())),
+            ("application_name", Cell::Text(self.application_name.clone())),
+            ("client_addr", Cell::Text(self.client_addr.clone())),
+            ("dropped", Cell::BigInt(self.dropped)),
+        ]
+    }
+}
+
 impl RunRow {
     /// What `repair.execute` returns for this run, once it is chained under `row_hash`.
     pub fn result(&self, row_hash: &str) -> RunResult {
@@ -381,6 +472,7 @@ impl RunRow {
             online_run: self.online_run.clone(),
             batches: self.batches,
             rows_affected: self.rows_affected,
+            approval_id: self.approval_id.clone(),
         }
     }
 }
@@ -416,6 +508,9 @@ pub struct RunResult {
     pub batches: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_affected: Option<i64>,
+    /// The approval the run consumed (absent when none was required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 /// One statement of an online run, as `repair.online_begin` hands it to the client: the client
@@ -489,6 +584,7 @@ mod tests {
             online_run: None,
             batches: None,
             rows_affected: None,
+            approval_id: None,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct Chained {
     /// is neither written nor verified; rows from before 0.2.0 have no row_hash; and it enters
     /// audit_head() only with chained rows, so a head pinned before an upgrade stays valid.
     pub chained_since_0_2_0: bool,
+    /// The table came with 0.4.0: absent from earlier schemas, and in audit_head() only once it
+    /// has rows, so a head pinned before the upgrade stays valid.
+    pub since_0_4_0: bool,
 }
 
 pub const CHAINED: &[Chained] = &[
@@ -32,30 +35,49 @@ pub const CHAINED: &[Chained] = &[
         id_col: "event_id",
         key_col: "playbook_id",
         chained_since_0_2_0: false,
+        since_0_4_0: false,
     },
     Chained {
         table: "runs",
         id_col: "run_id",
         key_col: "playbook_id",
         chained_since_0_2_0: false,
+        since_0_4_0: false,
     },
     Chained {
         table: "check_results",
         id_col: "result_id",
         key_col: "check_id",
         chained_since_0_2_0: false,
+        since_0_4_0: false,
     },
     Chained {
         table: "check_runs",
         id_col: "run_id",
         key_col: "chain_key",
         chained_since_0_2_0: false,
+        since_0_4_0: false,
     },
     Chained {
         table: "baseline_captures",
         id_col: "capture_id",
         key_col: "label",
         chained_since_0_2_0: true,
+        since_0_4_0: false,
+    },
+    Chained {
+        table: "approvals",
+        id_col: "event_id",
+        key_col: "chain_key",
+        chained_since_0_2_0: false,
+        since_0_4_0: true,
+    },
+    Chained {
+        table: "refusals",
+        id_col: "refusal_id",
+        key_col: "chain_key",
+        chained_since_0_2_0: false,
+        since_0_4_0: true,
     },
 ];
 
@@ -66,6 +88,7 @@ fn chains(schema: Schema) -> Vec<&'static Chained> {
     CHAINED
         .iter()
         .filter(|c| schema.has_0_2_0() || !c.chained_since_0_2_0)
+        .filter(|c| schema.has_0_4_0() || !c.since_0_4_0)
         .collect()
 }
 
@@ -368,6 +391,11 @@ fn verify_chain(c: &Chained, v: &mut Verification) {
     }
 }
 
+/// Whether a stored row (its `row_to_json` text) still hashes to its stored row_hash.
+pub fn row_hash_holds(row_json: &str, prev: Option<&str>, stored: &str) -> bool {
+    row_document(row_json).is_some_and(|d| chain_hash(prev, &d) == stored)
+}
+
 /// A stored row's chained document from its `row_to_json` text: what
 /// `jsonb_strip_nulls(to_jsonb(row)) - 'prev_hash' - 'row_hash'` gives.
 fn row_document(json: &str) -> Option<Value> {
@@ -385,7 +413,7 @@ fn verify_versions(schema: Schema, v: &mut Verification) {
     type Row = (String, i32, String, String, Option<Option<String>>);
     // A 0.1.0 schema has no version digests: its events pin the hash only (as 0.1.0 did).
     let digest = match schema {
-        Schema::V0_2_0 | Schema::Current => "ev.version_digest",
+        Schema::V0_2_0 | Schema::V0_3_0 | Schema::Current => "ev.version_digest",
         Schema::V0_1_0 => "NULL::text",
     };
     let rows: Vec<Row> = crate::spi::rows(
@@ -473,6 +501,7 @@ pub fn head() -> String {
             table,
             key_col,
             chained_since_0_2_0,
+            since_0_4_0,
             ..
         } in chains(schema::detect())
         {
@@ -492,7 +521,8 @@ pub fn head() -> String {
                 &[],
             );
             let heads = heads.map_or(Value::Object(Map::new()), |j| j.0);
-            if !*chained_since_0_2_0 || heads.as_object().is_some_and(|m| !m.is_empty()) {
+            let optional = *chained_since_0_2_0 || *since_0_4_0;
+            if !optional || heads.as_object().is_some_and(|m| !m.is_empty()) {
                 all.insert((*table).into(), heads);
             }
         }

@@ -117,7 +117,7 @@ pub fn capture(label: &str, tables: Option<Vec<pg_sys::Oid>>) -> Result<Vec<(Str
         let doc: Map<String, Value> = counts.iter().map(|(t, c)| (t.clone(), json!(c))).collect();
         let captured_at = crate::clock::now();
         match schema::detect() {
-            schema @ (Schema::V0_2_0 | Schema::Current) => {
+            schema @ (Schema::V0_2_0 | Schema::V0_3_0 | Schema::Current) => {
                 let row = BaselineCaptureRow {
                     capture_id: capture_id.clone(),
                     label: label.to_string(),

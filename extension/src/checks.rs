@@ -4,7 +4,7 @@
 
 use crate::audit;
 use crate::enforcement::Region;
-use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
+use crate::errors::{caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guc_scope::{self, as_definer, with_gucs};
 use crate::identity::{self, AsUser};
 use crate::lock::lock_playbook;
@@ -212,7 +212,7 @@ fn evaluate(spec: &Spec) -> CheckResult {
             let message = if code == Kind::Cancelled.code() {
                 format!("timeout after {timeout_ms} ms")
             } else {
-                caught_message(&e)
+                crate::errors::caught_message_and_detail(&e)
             };
             CheckResult {
                 check_id: spec.id.clone(),
@@ -220,7 +220,12 @@ fn evaluate(spec: &Spec) -> CheckResult {
                 status: "FAIL",
                 violations: 0,
                 sample: json!([]),
-                error: Some(format!("{code}: {message}").chars().take(1000).collect()),
+                error: Some(
+                    crate::redaction::scrub(&format!("{code}: {message}"))
+                        .chars()
+                        .take(1000)
+                        .collect(),
+                ),
             }
         }
     };

@@ -69,6 +69,10 @@ pub enum Kind {
     OnlineSequence,
     /// A call that must be alone in its transaction was made inside a transaction block.
     InTransactionBlock,
+    /// Guard 8: approval required and no usable approval by another person.
+    ApprovalRequired,
+    /// repair.revoke_approval named an approval that does not exist.
+    UnknownApproval,
 }
 
 impl Kind {
@@ -99,6 +103,8 @@ impl Kind {
             Kind::PreloadRequired => ("55000", "PRELOAD_REQUIRED"),
             Kind::OnlineSequence => ("RP011", "ONLINE_SEQUENCE"),
             Kind::InTransactionBlock => ("25001", "ACTIVE_SQL_TRANSACTION"),
+            Kind::ApprovalRequired => ("RP010", "APPROVAL_REQUIRED"),
+            Kind::UnknownApproval => ("42704", "UNKNOWN_APPROVAL"),
         }
     }
     pub fn code(self) -> &'static str {
@@ -364,6 +370,18 @@ pub fn caught_message(e: &CaughtError) -> String {
         }
     }
     report_of(e).message().to_string()
+}
+
+/// The message of a caught error followed by its detail in parentheses, as a run records it
+/// (the detail is where PostgreSQL names the key or row: repair.redact scrubs the values).
+pub fn caught_message_and_detail(e: &CaughtError) -> String {
+    let message = caught_message(e);
+    match report_of(e).detail() {
+        Some(d) if !d.is_empty() && !matches!(e, CaughtError::RustPanic { .. }) => {
+            format!("{message} ({d})")
+        }
+        _ => message,
+    }
 }
 
 fn repair_error_of(p: &(dyn Any + Send)) -> Option<RepairError> {

@@ -5,7 +5,7 @@
 use crate::audit;
 use crate::clock;
 use crate::enforcement::{self, Region};
-use crate::errors::{caught_message, caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
+use crate::errors::{caught_sqlstate, ErrCodeCapture, Kind, RepairError, Result};
 use crate::guards::{self, Request};
 use crate::guc_scope::{as_definer, with_gucs};
 use crate::identity::{self, AsUser};
@@ -64,7 +64,10 @@ struct Outcome {
 }
 
 fn failed(code: &str, message: String, executed: i32, missing_after: Vec<String>) -> Outcome {
-    let message: String = message.chars().take(1000).collect();
+    let message: String = crate::redaction::scrub(&message)
+        .chars()
+        .take(1000)
+        .collect();
     Outcome {
         status: RunStatus::Failed,
         error_code: Some(code.into()),
@@ -82,6 +85,8 @@ pub struct Prepared {
     pub current: Current,
     pub missing_before: Vec<String>,
     pub schema: crate::schema::Schema,
+    /// The approval the run consumes (guard 8), when one was required.
+    pub approval: Option<crate::approvals::Usable>,
 }
 
 /// Guards, the schema and requires-before, in one definer scope (settings pinned once); a
@@ -92,6 +97,7 @@ pub fn prepare(req: &Request, mode: pg_repair_core::Mode) -> Result<Prepared> {
             role,
             reason,
             current,
+            approval,
         } = guards::authorize(req)?;
         // A schema that is no release's exactly is refused before any statement runs (appending
         // the run would refuse it too, after the statements).
@@ -127,6 +133,7 @@ pub fn prepare(req: &Request, mode: pg_repair_core::Mode) -> Result<Prepared> {
             current,
             missing_before,
             schema,
+            approval,
         })
     })
 }
@@ -140,6 +147,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         current,
         missing_before,
         schema,
+        approval,
     } = prepare(req, pg_repair_core::Mode::Transactional)?;
     let (target_oid, target_name, restricted) = target_role()?;
     let session_name = identity::session_user().1;
@@ -219,6 +227,7 @@ pub fn execute(req: &Request) -> Result<Value> {
         online_run: None,
         batches: None,
         rows_affected: None,
+        approval_id: approval.map(|a| a.approval_id),
     };
     let row_hash = as_definer(|| audit::append_row("runs", &row.playbook_id, &row, schema));
     drop(outcome);
@@ -504,7 +513,10 @@ fn run_statements(plan: &RunPlan) -> Outcome {
             let message = if code == "57014" {
                 format!("{failing}: cancelled by the client (or the session's statement_timeout); rolled back")
             } else {
-                format!("{failing}: {} (rolled back)", caught_message(&e))
+                format!(
+                    "{failing}: {} (rolled back)",
+                    crate::errors::caught_message_and_detail(&e)
+                )
             };
             Outcome {
                 _cancel: cancel,

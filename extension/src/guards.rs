@@ -307,6 +307,8 @@ pub struct Authorization {
     pub reason: String,
     /// Verified (re-derived from its stored source) and locked until the transaction ends.
     pub current: Current,
+    /// The approval the run consumes (guard 8), when one is required.
+    pub approval: Option<crate::approvals::Usable>,
 }
 
 /// One guard's verdict as repair.preview reports it.
@@ -387,25 +389,26 @@ impl Mode<'_> {
     }
 }
 
-/// Guards 1–7 for a run (the seam for guard 8, approvals, is after guard 7): the authorisation or
-/// the first refusal. Takes the playbook's lock before reading it (guard 5 on), so the playbook
+/// Guards 1–8 for a run: the authorisation or the first refusal. Takes the playbook's lock before reading it (guard 5 on), so the playbook
 /// checked is the playbook run. Call under as_definer.
 pub fn authorize(req: &Request) -> Result<Authorization> {
     let mut mode = Mode::Enforce(req);
-    let (role, reason, current) = walk(req.id, &mut mode)?.expect("enforced guards passed");
+    let (role, reason, current, approval) =
+        walk(req.id, &mut mode)?.expect("enforced guards passed");
     // Not a guard: an invalid request id (22023) comes after every guard's refusal.
     request_id(req.request_id)?;
     Ok(Authorization {
         role: role.expect("guard 1 passed"),
         reason: reason.expect("guard 4 passed"),
         current,
+        approval,
     })
 }
 
 /// Every guard's verdict for playbook `id` (None: no such playbook). Call under as_definer.
 pub fn report(id: &str) -> Option<Report> {
     let mut mode = Mode::Report(Vec::new());
-    let (role, _, current) = walk(id, &mut mode).ok().flatten()?;
+    let (role, _, current, _) = walk(id, &mut mode).ok().flatten()?;
     let Mode::Report(guards) = mode else {
         unreachable!()
     };
@@ -416,7 +419,12 @@ pub fn report(id: &str) -> Option<Report> {
     })
 }
 
-type Walked = (Option<Role>, Option<String>, Current);
+type Walked = (
+    Option<Role>,
+    Option<String>,
+    Current,
+    Option<crate::approvals::Usable>,
+);
 
 /// Guards 1–3 for a migration tool (repair.assert_migrations_allowed): the declared role, or the
 /// first refusal.
@@ -555,6 +563,14 @@ fn walk(id: &str, mode: &mut Mode) -> Result<Option<Walked>> {
         "lint",
         integrity.and_then(|_| lint(&current)),
     )?;
-    // 8. (approvals) plugs in here.
-    Ok(Some((role, reason, current)))
+    // 8. the approval (four eyes), under the playbook's lock taken at guard 5
+    let approval = mode
+        .decide(
+            8,
+            Kind::ApprovalRequired,
+            "approval",
+            crate::approvals::guard(&current, role),
+        )?
+        .flatten();
+    Ok(Some((role, reason, current, approval)))
 }

@@ -12,6 +12,11 @@ static RUN_AS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(300_000);
 static LOG_HEAD: GucSetting<bool> = GucSetting::<bool>::new(false);
+static APPROVERS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static REQUIRE_APPROVAL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"prod"));
+static REDACT: GucSetting<bool> = GucSetting::<bool>::new(true);
+static RECORD_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -74,6 +79,38 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_string_guc(
+        c"repair.approvers",
+        c"Comma-separated roles whose members may approve playbook runs (four eyes).",
+        c"Checked against session_user; empty means nobody.",
+        &APPROVERS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"repair.require_approval",
+        c"When a run needs an approval by another person: off, prod (on a prod-declared database) or always.",
+        c"Anything else, including an empty value, is treated as always (fail closed).",
+        &REQUIRE_APPROVAL,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"repair.redact",
+        c"Remove data values from error messages and details stored in the audit and returned by execute.",
+        c"Key (...)=(...) values, Failing row contains (...) and quoted literals become <redacted>.",
+        &REDACT,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"repair.record_refusals",
+        c"Record every guard refusal in repair.refusals (through the refusal recorder, a background worker).",
+        c"Off: refusals go to the server log only.",
+        &RECORD_REFUSALS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     // SAFETY: a static NUL-terminated prefix; called from _PG_init in the postmaster (single
     // thread), after the repair.* settings above are defined, as PostgreSQL requires.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"repair".as_ptr()) };
@@ -97,6 +134,21 @@ pub fn allow_prod() -> bool {
 /// Listed executor role names (trimmed, empty items dropped).
 pub fn executors() -> Vec<String> {
     split_list(&string_of(&EXECUTORS).unwrap_or_default())
+}
+/// Listed approver role names.
+pub fn approvers() -> Vec<String> {
+    split_list(&string_of(&APPROVERS).unwrap_or_default())
+}
+
+/// repair.require_approval as set (trimmed); guards::approval_policy interprets it.
+pub fn require_approval() -> String {
+    string_of(&REQUIRE_APPROVAL).unwrap_or_default().trim().to_string()
+}
+pub fn redact() -> bool {
+    REDACT.get()
+}
+pub fn record_refusals() -> bool {
+    RECORD_REFUSALS.get()
 }
 /// The configured run_as role, None when empty.
 pub fn run_as() -> Option<String> {

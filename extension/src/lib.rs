@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+mod approvals;
 mod audit;
 mod baseline;
 mod checks;
@@ -27,6 +28,8 @@ mod online;
 mod online_hooks;
 mod parse_tree;
 mod preview;
+mod redaction;
+mod refusals;
 mod registry;
 mod schema;
 mod spi;
@@ -71,6 +74,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
     hooks::install();
+    refusals::init();
 }
 
 /// Parse, lint and store a playbook or check file.
@@ -104,11 +108,10 @@ fn register(
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn retire(id: Option<&str>, reason: Option<&str>) {
-    let session = identity::session_user().1;
     boundary(|| {
         let id = id.ok_or_else(|| registry::unknown("NULL"))?;
         registry::retire(id, reason)
-            .inspect_err(|e| errors::log_refusal(e, Some(id), &session, reason))
+            .inspect_err(|e| refusals::record("retire", e, Some(id), reason, None))
     })
 }
 
@@ -196,12 +199,11 @@ fn execute(
     confirm_prod: default!(Option<bool>, false),
     request_id: default!(Option<&str>, "NULL"),
 ) -> JsonB {
-    let session = identity::session_user().1;
     boundary(|| {
         let req = guards::Request::of(id, expected_hash, reason, confirm_prod, request_id);
         execute::execute(&req)
             .map(JsonB)
-            .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
+            .inspect_err(|e| refusals::record("execute", e, id, reason, request_id))
     })
 }
 
@@ -218,13 +220,62 @@ fn online_begin(
     confirm_prod: default!(Option<bool>, false),
     request_id: default!(Option<&str>, "NULL"),
 ) -> JsonB {
-    let session = identity::session_user().1;
     boundary(|| {
         let req = guards::Request::of(id, expected_hash, reason, confirm_prod, request_id);
         online::begin(&req)
             .map(JsonB)
-            .inspect_err(|e| errors::log_refusal(e, id, &session, reason))
+            .inspect_err(|e| refusals::record("online_begin", e, id, reason, request_id))
     })
+}
+
+/// Approve one playbook version (by hash) for one run by another person (four eyes).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn approve(
+    id: Option<&str>,
+    expected_hash: Option<&str>,
+    reason: Option<&str>,
+    valid_for: default!(Option<pgrx::datum::Interval>, "'4 hours'"),
+) -> pgrx::Uuid {
+    boundary(|| {
+        let us = match valid_for {
+            None => 0,
+            Some(i) if i.months() != 0 => i64::MAX,
+            Some(i) => (i.days() as i64)
+                .saturating_mul(86_400_000_000)
+                .saturating_add(i.micros()),
+        };
+        let pid = id.unwrap_or("");
+        approvals::approve(pid, expected_hash, reason, us)
+            .map(|u| parse_uuid(&u).expect("a uuid"))
+            .inspect_err(|e| refusals::record("approve", e, id, reason, None))
+    })
+}
+
+/// Revoke an approval (approvers only).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_approval(approval_id: Option<pgrx::Uuid>, reason: Option<&str>) -> pgrx::Uuid {
+    boundary(|| {
+        let id = approval_id.as_ref().map(uuid_text).unwrap_or_default();
+        approvals::revoke(&id, reason)
+            .map(|u| parse_uuid(&u).expect("a uuid"))
+            .inspect_err(|e| refusals::record("revoke_approval", e, None, reason, None))
+    })
+}
+
+/// Internal: the refusal recorder's append (not granted to anyone; the recorder is superuser).
+#[pg_extern(security_definer, name = "_record_refusals")]
+#[search_path(pg_catalog, pg_temp)]
+fn record_refusals(entries: JsonB) -> i64 {
+    boundary(|| refusals::append(entries.0))
+}
+
+/// This database's refusal queue: waiting entries, capacity, drops not yet recorded, recorder.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn refusal_queue() -> JsonB {
+    JsonB(refusals::status())
 }
 
 fn uuid_text(u: &pgrx::Uuid) -> String {
@@ -424,11 +475,10 @@ fn baseline_verify_capture(
 /// The migration gate: guards 1–3. Returns what allowed it, or raises the guard's error.
 #[pg_extern]
 fn assert_migrations_allowed(confirm_prod: default!(Option<bool>, false)) -> JsonB {
-    let session = identity::session_user().1;
     boundary(|| {
         gate::assert_migrations_allowed(confirm_prod.unwrap_or(false))
             .map(JsonB)
-            .inspect_err(|e| errors::log_refusal(e, None, &session, Some("migration gate")))
+            .inspect_err(|e| refusals::record("gate", e, None, None, None))
     })
 }
 

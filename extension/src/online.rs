@@ -85,6 +85,8 @@ struct Armed {
     steps: Vec<Step>,
     waived: Vec<Rule>,
     waivers_used: Vec<WaiverUsed>,
+    /// The approval the run consumed (named by both its rows).
+    approval_id: Option<String>,
     missing_before: Vec<String>,
     requires_after: Vec<String>,
     started_at: i64,
@@ -258,8 +260,9 @@ pub fn begin(req: &Request) -> Result<serde_json::Value> {
         current,
         missing_before,
         schema,
+        approval,
     } = crate::execute::prepare(req, Mode::Online)?;
-    if schema != crate::schema::Schema::Current {
+    if !schema.has_0_3_0() {
         return Err(RepairError::new(
             Kind::SchemaMismatch,
             "online runs need the pg_repair schema of this release",
@@ -314,20 +317,23 @@ pub fn begin(req: &Request) -> Result<serde_json::Value> {
         online_run: Some(run_id.clone()),
         batches: None,
         rows_affected: None,
+        approval_id: approval.map(|a| a.approval_id),
     };
     if !missing_before.is_empty() {
         // Nothing ran: one closed FAILED row, and the session is not armed.
         let (code, name) = Kind::RequiresBeforeMissing.code_and_name();
         row.status = RunStatus::Failed;
         row.error_code = Some(code.into());
-        row.error_message = Some(crate::errors::bounded(
-            &format!(
+        row.error_message = Some(
+            format!(
                 "{name}: {} missing before the run: {}",
                 missing_before.len(),
                 missing_before.join(", ")
-            ),
-            1000,
-        ));
+            )
+            .chars()
+            .take(1000)
+            .collect(),
+        );
         row.batches = Some(0);
         row.rows_affected = Some(0);
         let row_hash = as_definer(|| audit::append_row("runs", &row.playbook_id, &row, schema));
@@ -385,6 +391,7 @@ pub fn begin(req: &Request) -> Result<serde_json::Value> {
             steps,
             waived,
             waivers_used: row.waivers.clone(),
+            approval_id: row.approval_id.clone(),
             missing_before,
             requires_after: current.requires_after().to_vec(),
             started_at,
@@ -531,7 +538,8 @@ pub fn end(run_id: &str, ending: Ending, reason: Option<&str>) -> Result<serde_j
             request_id: a.request_id.clone(),
             status,
             error_code,
-            error_message: error_message.map(|m| crate::errors::bounded(&m, 1000)),
+            error_message: error_message
+                .map(|m| crate::redaction::scrub(&m).chars().take(1000).collect()),
             missing_before: a.missing_before.clone(),
             missing_after: missing_after.clone(),
             statements_total: a.steps.len() as i32,
@@ -542,6 +550,7 @@ pub fn end(run_id: &str, ending: Ending, reason: Option<&str>) -> Result<serde_j
             online_run: Some(a.run_id.clone()),
             batches: Some(a.batches),
             rows_affected: Some(a.rows),
+            approval_id: a.approval_id.clone(),
         }
     });
     let row_hash = as_definer(|| audit::append_row("runs", &row.playbook_id, &row, schema));

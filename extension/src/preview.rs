@@ -72,6 +72,7 @@ pub fn preview(id: &str) -> Option<Value> {
         "declared_role": role.map(|r| r.as_str()),
         "environments": current.playbook().map(|p| &p.environments),
         "guards": guard_list,
+        "approval": crate::approvals::preview_json(&current, role),
         "would_run": would_run,
         "requires_before": requires_before,
         "requires_after": requires_after,

@@ -19,16 +19,35 @@ pub enum Schema {
     /// The schema `pg_repair--0.2.0.sql` created (or 0.1.0 after UPDATE to 0.2.0): no online
     /// runs (runs.mode, online_run, batches, rows_affected; STARTED/ABORTED rows).
     V0_2_0,
-    /// This library's own schema (a fresh CREATE EXTENSION, or 0.1.0 after UPDATE).
+    /// The schema `pg_repair--0.3.0.sql` created: no approvals (repair.approvals,
+    /// runs.approval_id), no refusals on record (repair.refusals).
+    V0_3_0,
+    /// This library's own schema (a fresh CREATE EXTENSION, or an earlier one after UPDATE).
     Current,
 }
 
 impl Schema {
     /// Version digests, chained baseline captures, verify_audit()'s `problems`.
     pub fn has_0_2_0(self) -> bool {
-        matches!(self, Schema::V0_2_0 | Schema::Current)
+        matches!(self, Schema::V0_2_0 | Schema::V0_3_0 | Schema::Current)
+    }
+    /// Online runs.
+    pub fn has_0_3_0(self) -> bool {
+        matches!(self, Schema::V0_3_0 | Schema::Current)
+    }
+    /// Approvals and refusals on record.
+    pub fn has_0_4_0(self) -> bool {
+        matches!(self, Schema::Current)
     }
 }
+
+/// The columns 0.4.0 added (extension/sql/pg_repair--0.3.0--0.4.0.sql), as `table.column`; its
+/// new tables are named by their first column.
+const ADDED_IN_0_4_0: &[&str] = &[
+    "runs.approval_id",
+    "approvals.event_id",
+    "refusals.refusal_id",
+];
 
 /// The columns 0.3.0 added (extension/sql/pg_repair--0.2.0--0.3.0.sql), as `table.column`.
 const ADDED_IN_0_3_0: &[&str] = &[
@@ -125,13 +144,23 @@ fn decide() -> Schema {
     if version.as_deref() == Some(current_version)
         && has(ADDED_IN_0_2_0)
         && has(ADDED_IN_0_3_0)
+        && has(ADDED_IN_0_4_0)
         && verify_current
     {
         return Schema::Current;
     }
+    if version.as_deref() == Some("0.3.0")
+        && has(ADDED_IN_0_2_0)
+        && has(ADDED_IN_0_3_0)
+        && none(ADDED_IN_0_4_0)
+        && verify_current
+    {
+        return Schema::V0_3_0;
+    }
     if version.as_deref() == Some("0.2.0")
         && has(ADDED_IN_0_2_0)
         && none(ADDED_IN_0_3_0)
+        && none(ADDED_IN_0_4_0)
         && verify_current
     {
         return Schema::V0_2_0;
@@ -139,6 +168,7 @@ fn decide() -> Schema {
     if version.as_deref() == Some("0.1.0")
         && none(ADDED_IN_0_2_0)
         && none(ADDED_IN_0_3_0)
+        && none(ADDED_IN_0_4_0)
         && verify_result.as_deref() == Some(VERIFY_RESULT_0_1_0)
     {
         return Schema::V0_1_0;
@@ -146,6 +176,7 @@ fn decide() -> Schema {
     let missing: Vec<&str> = ADDED_IN_0_2_0
         .iter()
         .chain(ADDED_IN_0_3_0)
+        .chain(ADDED_IN_0_4_0)
         .copied()
         .filter(|c| !present.iter().any(|p| p == c))
         .collect();
@@ -153,7 +184,7 @@ fn decide() -> Schema {
         RepairError::new(
             Kind::SchemaMismatch,
             format!(
-                "the pg_repair schema is neither 0.1.0, 0.2.0 nor {current_version}: extension version {}, \
+                "the pg_repair schema is neither 0.1.0, 0.2.0, 0.3.0 nor {current_version}: extension version {}, \
                  later columns present [{}], missing [{}], verify_audit() returns {}",
                 version.as_deref().unwrap_or("(none)"),
                 present.join(", "),
@@ -171,6 +202,7 @@ fn facts() -> (Option<String>, Vec<String>, Option<String>) {
     let added: Vec<String> = ADDED_IN_0_2_0
         .iter()
         .chain(ADDED_IN_0_3_0)
+        .chain(ADDED_IN_0_4_0)
         .map(|s| s.to_string())
         .collect();
     // Only the extension's own schema: a temporary table named like one of ours is not ours.

@@ -80,6 +80,8 @@ pub const ROLES_SQL: &str = "
     CREATE ROLE dave LOGIN IN ROLE repair_auditors;     -- auditor
     CREATE ROLE admin2 LOGIN SUPERUSER;                 -- a second superuser
     CREATE ROLE fixer NOLOGIN;                          -- a run_as target
+    CREATE ROLE repair_approvers NOLOGIN;
+    CREATE ROLE erin LOGIN IN ROLE repair_approvers;    -- approver (four eyes)
 ";
 
 /// Grants a superuser gives in each database, per duty.
@@ -98,6 +100,16 @@ pub const GRANTS_SQL: &str = "
 pub const ONLINE_GRANTS_SQL: &str = "
     GRANT EXECUTE ON FUNCTION repair.online_begin(text, text, text, boolean, text),
         repair.online_finish(uuid), repair.online_abort(uuid, text) TO repair_operators;
+";
+
+/// Grants on approvals and refusals (0.4.0 on): approvers approve and revoke, and see approvals;
+/// auditors read the queue's state.
+pub const APPROVAL_GRANTS_SQL: &str = "
+    GRANT USAGE ON SCHEMA repair TO repair_approvers;
+    GRANT EXECUTE ON FUNCTION repair.approve(text, text, text, interval),
+        repair.revoke_approval(uuid, text), repair.preview(text) TO repair_approvers;
+    GRANT SELECT ON repair.approval_status, repair.approvals, repair.playbooks TO repair_approvers;
+    GRANT EXECUTE ON FUNCTION repair.refusal_queue() TO repair_auditors;
 ";
 
 pub struct Cluster {
@@ -301,6 +313,8 @@ impl Cluster {
             .expect("create extension");
         c.batch_execute(GRANTS_SQL).expect("grants");
         c.batch_execute(ONLINE_GRANTS_SQL).expect("online grants");
+        c.batch_execute(APPROVAL_GRANTS_SQL)
+            .expect("approval grants");
         db
     }
 
@@ -398,6 +412,10 @@ const DEFAULT_CONF: &[(&str, Option<&str>)] = &[
     ("repair.allow_prod", Some("off")),
     ("repair.executors", Some("repair_operators")),
     ("repair.run_as", Some("")),
+    ("repair.approvers", Some("")),
+    ("repair.require_approval", Some("prod")),
+    ("repair.redact", Some("on")),
+    ("repair.record_refusals", Some("on")),
 ];
 
 /// Cluster-wide settings (ALTER SYSTEM) are seen by every test of a test binary, which share one

@@ -60,8 +60,11 @@ fn guard2_replica_and_prod_need_declaration_and_confirmation() {
         (e.code().code(), e.message().starts_with("ENV_DISABLED:")),
         ("RP002", true)
     );
-    // allow_prod on but no per-call confirmation
-    c.set_conf(&[("repair.allow_prod", Some("on"))]);
+    // allow_prod on but no per-call confirmation (four eyes off here: approvals.rs tests them)
+    c.set_conf(&[
+        ("repair.allow_prod", Some("on")),
+        ("repair.require_approval", Some("off")),
+    ]);
     assert_eq!(exec_code(c, &db, "alice", &hash, "r"), "RP002");
     // both: runs
     let r: serde_json::Value = c
