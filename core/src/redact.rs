@@ -519,6 +519,11 @@ mod tests {
             "Key (c)=(a) conflicts with key (c)=(b) already exists. secret).",
             "Key (c)=(<redacted>",
         );
+        // found by the property test: the last marker has no list after it, the first has
+        check(
+            "Key (c)=() already exists.secret) conflicts with existing key (c)=() conflicts with existing key ().",
+            "Key (c)=(<redacted>",
+        );
     }
 
     #[test]
