@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod chain;
 pub mod online;
 pub mod records;
+pub mod redact;
 pub mod rules;
 pub mod source;
 mod suggest;
