@@ -172,7 +172,8 @@ pub enum Command {
     ///
     /// An online run is one line, with its closing status (SUCCESS, FAILED, ABORTED) or
     /// INCOMPLETE when nothing closed it yet (still running, or its session ended), and its
-    /// mode, batches and rows affected.
+    /// mode, batches and rows affected. A run that consumed an approval shows its id (first 8
+    /// characters; `approval_id` in --json).
     ///
     /// Example:
     ///   pgrepair runs --playbook intent_issue_tables --limit 5
@@ -183,6 +184,111 @@ pub enum Command {
         playbook: Option<String>,
         /// How many runs to show.
         #[arg(long, default_value_t = 20, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+
+    /// Approve a playbook at its current hash, for someone else to execute (four eyes).
+    ///
+    /// Calls repair.approve(). You must be a member of a role listed in repair.approvers. The
+    /// approval is of this exact hash: a new version of the playbook needs a new approval.
+    /// Where repair.require_approval asks for one (`prod`: runs on a database declared prod;
+    /// `always`), execute and online runs are refused unless an unexpired, unused approval of
+    /// the current hash exists, given by a session user other than the executor's. A run
+    /// consumes the approval it uses.
+    ///
+    /// --valid-for is how long the approval stays usable: `30m`, `2h`, `90s`, `1d`, `1h30m`
+    /// (default: the server's, 4 hours; at most 24 hours).
+    ///
+    /// Output: the approval id and until when it is valid. With --json: {approval_id,
+    /// playbook_id, hash, valid_until}.
+    ///
+    /// Exit 0 when recorded; 1 when refused (42501 not an approver, RP006 HASH_MISMATCH: not
+    /// the current hash, RP005 unknown or retired playbook, RP004 reason, 22023 --valid-for
+    /// out of range); 2 on a usage or connection error.
+    ///
+    /// Example:
+    ///   pgrepair approve intent_issue_tables --hash 3f6c…e1 \
+    ///     --reason "CHG-88: reviewed with alice" --valid-for 2h
+    #[command(verbatim_doc_comment)]
+    Approve(ApproveArgs),
+
+    /// List approvals (repair.approval_status), newest first.
+    ///
+    /// State: usable (may be consumed by a run), used (consumed by the run shown), expired,
+    /// revoked, or stale (the playbook's current hash is no longer the approved one).
+    ///
+    /// Output: approval id (first 8 characters), playbook, version, hash (12 characters),
+    /// approved by, valid until, state, used by run (8 characters). With --json: the rows with
+    /// full values: [{approval_id, playbook_id, version, hash, approved_by, approved_at,
+    /// valid_until, reason, state, used_by_run, revoked_by, revoked_at, revoke_reason}].
+    ///
+    /// Example:
+    ///   pgrepair approvals intent_issue_tables
+    ///   pgrepair --json approvals | jq '.[] | select(.state == "usable")'
+    #[command(verbatim_doc_comment)]
+    Approvals {
+        /// Only approvals of this playbook.
+        #[arg(value_name = "ID")]
+        playbook: Option<String>,
+        /// How many approvals to show.
+        #[arg(long, default_value_t = 50, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+
+    /// Revoke an approval so that no run can use it.
+    ///
+    /// Calls repair.revoke_approval() (approvers only); the revocation is appended to the
+    /// approvals' audit chain. APPROVAL_ID is the full id, or a unique prefix of at least 8 hex
+    /// digits as `pgrepair approvals` shows it (looked up in repair.approval_status).
+    ///
+    /// Exit 0 when revoked; 1 when refused (42501 not an approver, RP004 reason, 42704 no such
+    /// approval); 2 on a usage or connection error.
+    ///
+    /// Example:
+    ///   pgrepair revoke-approval 0f8fad5b --reason "CHG-88 postponed"
+    #[command(verbatim_doc_comment)]
+    RevokeApproval {
+        /// The approval's id (full, or a unique prefix of 8 or more hex digits).
+        #[arg(value_name = "APPROVAL_ID")]
+        approval_id: String,
+        /// Why it is revoked; recorded with the revocation.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+
+    /// Show refused calls on record (repair.refusals), newest first.
+    ///
+    /// Every guard refusal (execute, online runs, approve, revoke-approval, the migration gate,
+    /// retire) is recorded with its time, session user, playbook, guard, SQLSTATE, the reason
+    /// given, application_name and client address, even when the caller rolled back. Recording
+    /// is asynchronous: a refusal appears within about a second. When refusals came too fast to
+    /// record, a row says how many were dropped.
+    ///
+    /// --since is a duration (`10m`, `2h`, `1d`: that long ago) or a timestamp (`2026-05-01`,
+    /// `2026-05-01 14:00`, RFC 3339 `2026-05-01T14:00:00Z`; without a zone it is read in the
+    /// session's time zone).
+    ///
+    /// Output: time, session user, function, playbook, guard, sqlstate, reason, client
+    /// address, application. With --json: every column of repair.refusals (refusal_id, seq,
+    /// chain_key, refused_at, function, session_user_name, playbook_id, guard, sqlstate,
+    /// message, reason, request_id, application_name, client_addr, dropped, prev_hash,
+    /// row_hash).
+    ///
+    /// Example:
+    ///   pgrepair refusals --since 2h
+    ///   pgrepair --json refusals --playbook intent_issue_tables --limit 10
+    #[command(verbatim_doc_comment)]
+    Refusals {
+        /// Only refusals at or after WHEN: a duration ago (`10m`, `2h`, `1d`) or a timestamp.
+        #[arg(long, value_name = "WHEN", value_parser = crate::duration::parse_since)]
+        since: Option<crate::duration::Since>,
+        /// Only refusals naming this playbook.
+        #[arg(long, value_name = "ID")]
+        playbook: Option<String>,
+        /// How many refusals to show.
+        #[arg(long, default_value_t = 100, value_name = "N",
               value_parser = clap::value_parser!(u32).range(1..=100_000))]
         limit: u32,
     },
@@ -345,6 +451,25 @@ pub struct ExecuteArgs {
         value_name = "PATH"
     )]
     pub pg_dump: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Playbook id.
+    pub id: String,
+
+    /// The hash you reviewed; must be the playbook's current hash.
+    #[arg(long, value_name = "HASH")]
+    pub hash: String,
+
+    /// Why this approval is given (ticket, change request); recorded with it.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// How long the approval stays usable: `30m`, `2h`, `90s`, `1d`, `1h30m` (default: the
+    /// server's, 4 hours; at most 24 hours).
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse_span)]
+    pub valid_for: Option<crate::duration::Span>,
 }
 
 #[derive(Debug, Subcommand)]

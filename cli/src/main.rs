@@ -20,6 +20,7 @@ mod cli;
 mod commands;
 mod connect;
 mod conninfo;
+mod duration;
 mod error;
 mod exit;
 mod output;
@@ -93,6 +94,19 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<i32, CliError> {
         Command::Preview { id } => commands::preview::run(ctx, id),
         Command::Execute(args) => commands::execute::run(ctx, args),
         Command::Runs { playbook, limit } => commands::runs::run(ctx, playbook.as_deref(), *limit),
+        Command::Approve(args) => commands::approve::run(ctx, args),
+        Command::Approvals { playbook, limit } => {
+            commands::approvals::run(ctx, playbook.as_deref(), *limit)
+        }
+        Command::RevokeApproval {
+            approval_id,
+            reason,
+        } => commands::approve::revoke(ctx, approval_id, reason),
+        Command::Refusals {
+            since,
+            playbook,
+            limit,
+        } => commands::refusals::run(ctx, since.as_ref(), playbook.as_deref(), *limit),
         Command::Audit {
             command: AuditCommand::Verify { expect_head },
         } => commands::audit::verify(ctx, expect_head.as_deref()),

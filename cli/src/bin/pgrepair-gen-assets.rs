@@ -14,6 +14,9 @@
 #[path = "../cli.rs"]
 mod cli;
 #[allow(dead_code)]
+#[path = "../duration.rs"]
+mod duration;
+#[allow(dead_code)]
 #[path = "../exit.rs"]
 mod exit;
 // Every line this tool prints goes through the same escaping as pgrepair's (cli/tests/terminal.rs

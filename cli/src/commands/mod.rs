@@ -1,6 +1,8 @@
 //! One module per subcommand. Each prints its own result (table or JSON) and returns the exit
 //! code; errors go back to `main` as `CliError`, which renders them.
 
+pub mod approvals;
+pub mod approve;
 pub mod assert_not_empty;
 pub mod audit;
 pub mod baseline;
@@ -13,6 +15,7 @@ pub mod lint;
 pub mod list;
 pub mod online;
 pub mod preview;
+pub mod refusals;
 pub mod runs;
 
 use postgres::Client;

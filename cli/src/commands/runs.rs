@@ -7,9 +7,10 @@ use crate::error::CliError;
 use crate::exit;
 use crate::output::{self, field};
 
-// The online-run columns (`mode`, `online_run`, `batches`, `rows_affected`) are read through
-// `to_jsonb(r)`, so a database whose schema predates them (no such columns) still answers, with
-// nulls.
+// The online-run columns (`mode`, `online_run`, `batches`, `rows_affected`) and `approval_id`
+// (0.4.0) are read through `to_jsonb(r)`, so a database whose schema predates them (no such
+// columns) still answers, with nulls. An online run's closing row shows the approval its STARTED
+// row consumed, whichever of the two rows the server names it in.
 const COLUMNS: &str = "jsonb_build_object(\
     'run_id', r.run_id, 'playbook_id', r.playbook_id, 'version', r.version, 'status', r.status, \
     'started_at', r.started_at, 'duration_ms', r.duration_us / 1000.0, \
@@ -17,6 +18,9 @@ const COLUMNS: &str = "jsonb_build_object(\
     'reason', r.reason, 'error_code', r.error_code, 'error_message', r.error_message, \
     'row_hash', r.row_hash, 'mode', j.doc -> 'mode', 'online_run', j.doc -> 'online_run', \
     'batches', j.doc -> 'batches', 'rows_affected', j.doc -> 'rows_affected', \
+    'approval_id', COALESCE(NULLIF(j.doc -> 'approval_id', 'null'::jsonb), \
+        (SELECT to_jsonb(s) -> 'approval_id' FROM repair.runs s \
+         WHERE s.run_id = (j.doc ->> 'online_run')::uuid AND s.status = 'STARTED' LIMIT 1)), \
     'incomplete', r.status = 'STARTED')";
 
 /// One line per online run: its STARTED row is left out once a closing row names it, so a STARTED
@@ -62,16 +66,26 @@ fn status(r: &Value) -> String {
     }
 }
 
-/// The human table. The mode / batches / rows columns only appear when an online run is shown.
+/// The human table. The mode / batches / rows columns only appear when an online run is shown,
+/// the approval column when a run consumed an approval.
 fn render(rows: &[Value]) -> String {
     let online = rows.iter().any(|r| !field(r, "mode").is_empty());
+    let approved = rows.iter().any(|r| !field(r, "approval_id").is_empty());
     let mut headers = vec!["started", "run id", "playbook", "version", "status"];
     if online {
         headers.extend(["mode", "batches", "rows"]);
     }
+    if approved {
+        headers.push("approval");
+    }
     headers.extend(["duration", "user", "role", "reason", "error"]);
+    let duration = headers.iter().position(|h| *h == "duration").unwrap_or(5);
     let mut table = output::table(headers);
-    output::align_right(&mut table, if online { &[3, 6, 7, 8] } else { &[3, 5] });
+    if online {
+        output::align_right(&mut table, &[3, 6, 7, duration]);
+    } else {
+        output::align_right(&mut table, &[3, duration]);
+    }
     for r in rows {
         let code = field(r, "error_code");
         let msg = field(r, "error_message");
@@ -99,6 +113,12 @@ fn render(rows: &[Value]) -> String {
                 field(r, "batches"),
                 field(r, "rows_affected"),
             ]);
+        }
+        if approved {
+            cells.push(super::approvals::short(
+                &field(r, "approval_id"),
+                super::approve::MIN_PREFIX,
+            ));
         }
         cells.extend([
             r.get("duration_ms")
@@ -130,7 +150,7 @@ mod tests {
             "duration_ms": 1500.0, "session_user_name": "alice", "declared_role": "staging",
             "reason": "INC-1", "error_code": null, "error_message": null, "row_hash": "ab",
             "mode": null, "online_run": null, "batches": null, "rows_affected": null,
-            "incomplete": status == "STARTED"
+            "approval_id": null, "incomplete": status == "STARTED"
         });
         if let (Value::Object(m), Value::Object(e)) = (&mut r, extra) {
             m.extend(e);
@@ -187,10 +207,36 @@ mod tests {
     #[test]
     fn the_query_reads_new_columns_through_to_jsonb() {
         let sql = SQL.replace("{COLUMNS}", COLUMNS);
-        for c in ["mode", "online_run", "batches", "rows_affected"] {
+        for c in [
+            "mode",
+            "online_run",
+            "batches",
+            "rows_affected",
+            "approval_id",
+        ] {
             assert!(sql.contains(&format!("j.doc -> '{c}'")), "{c}");
             assert!(!sql.contains(&format!("r.{c}")), "{c}");
         }
         assert!(sql.contains("to_jsonb(c) ->> 'online_run'"));
+        assert!(sql.contains("to_jsonb(s) -> 'approval_id'"));
+    }
+
+    #[test]
+    fn the_approval_column_appears_when_a_run_used_one() {
+        let text = render(&[row("SUCCESS", json!({}))]);
+        assert!(!text.lines().nth(1).unwrap().contains("approval"), "{text}");
+        let text = render(&[
+            row(
+                "SUCCESS",
+                json!({"approval_id": "0f8fad5b-d9cb-469f-a165-70867728950e"}),
+            ),
+            row("FAILED", json!({})),
+        ]);
+        assert!(text.lines().nth(1).unwrap().contains("approval"), "{text}");
+        let line = text.lines().find(|l| l.contains("SUCCESS")).unwrap();
+        assert!(
+            line.contains("0f8fad5b ") && !line.contains("0f8fad5b-"),
+            "{text}"
+        );
     }
 }
