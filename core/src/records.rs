@@ -432,14 +432,20 @@ impl Chained for RefusalRow {
             ("chain_key", Cell::text(Self::CHAIN)),
             ("refused_at", Cell::Timestamp(self.refused_at)),
             ("function", Cell::text(&self.function)),
-            ("session_user_name", Cell::Text(self.session_user_name.clone())),
+            (
+                "session_user_name",
+                Cell::Text(self.session_user_name.clone()),
+            ),
             ("playbook_id", Cell::Text(self.playbook_id.clone())),
             ("guard", Cell::Text(self.guard.clone())),
             ("sqlstate", Cell::Text(self.sqlstate.clone())),
             ("message", Cell::Text(self.message.clone())),
             ("reason", Cell::Text(self.reason.clone())),
             ("request_id", Cell::Text(self.request_id.clone())),
-            ("application_name", Cell::Text(self.application_name.clone())),
+            (
+                "application_name",
+                Cell::Text(self.application_name.clone()),
+            ),
             ("client_addr", Cell::Text(self.client_addr.clone())),
             ("dropped", Cell::BigInt(self.dropped)),
         ]

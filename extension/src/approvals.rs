@@ -162,8 +162,14 @@ fn why_none(current: &Current, session: &str) -> String {
     let c = counts.map(|j| j.0).unwrap_or(Value::Null);
     let n = |k: &str| c[k].as_i64().unwrap_or(0);
     let parts: Vec<String> = [
-        ("stale", "for another hash (a new version needs a new approval)"),
-        ("yours", "given by you (the executor may not approve their own run)"),
+        (
+            "stale",
+            "for another hash (a new version needs a new approval)",
+        ),
+        (
+            "yours",
+            "given by you (the executor may not approve their own run)",
+        ),
         ("used", "already used by a run"),
         ("expired", "expired"),
         ("revoked", "revoked"),
@@ -232,7 +238,10 @@ pub fn approve(
                 Kind::InvalidArgument,
                 "valid_for must be more than 0 and at most 24 hours",
             )
-            .detail(format!("valid_for was {} seconds.", valid_for_us / 1_000_000))
+            .detail(format!(
+                "valid_for was {} seconds.",
+                valid_for_us / 1_000_000
+            ))
             .hint("Approve for the window the run will happen in, e.g. valid_for => '2 hours'."));
         }
         require_schema()?;
@@ -284,7 +293,10 @@ pub fn revoke(approval_id: &str, reason: Option<&str>) -> Result<String> {
         let reason = guards::reason(reason)?;
         require_schema()?;
         if approval_id.is_empty() {
-            return Err(RepairError::new(Kind::UnknownApproval, "no approval id given"));
+            return Err(RepairError::new(
+                Kind::UnknownApproval,
+                "no approval id given",
+            ));
         }
         lock_playbook(CHAIN_LOCK)?;
         let approval: Option<(String, i32, String)> = crate::spi::query_mut(
@@ -309,7 +321,9 @@ pub fn revoke(approval_id: &str, reason: Option<&str>) -> Result<String> {
                 Kind::UnknownApproval,
                 format!("no approval {approval_id}"),
             )
-            .hint("List approvals with SELECT * FROM repair.approval_status (pgrepair approvals)."));
+            .hint(
+                "List approvals with SELECT * FROM repair.approval_status (pgrepair approvals).",
+            ));
         };
         let event_id = clock::uuid();
         let row = ApprovalRow {

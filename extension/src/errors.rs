@@ -374,11 +374,13 @@ pub fn caught_message(e: &CaughtError) -> String {
 
 /// The message of a caught error followed by its detail in parentheses, as a run records it
 /// (the detail is where PostgreSQL names the key or row: repair.redact scrubs the values).
+/// Message and detail are scrubbed each on its own (repair.redact) before they are joined: a value
+/// in one must never shift where the other's values end.
 pub fn caught_message_and_detail(e: &CaughtError) -> String {
-    let message = caught_message(e);
+    let message = crate::redaction::scrub(&caught_message(e));
     match report_of(e).detail() {
         Some(d) if !d.is_empty() && !matches!(e, CaughtError::RustPanic { .. }) => {
-            format!("{message} ({d})")
+            format!("{message} ({})", crate::redaction::scrub(d))
         }
         _ => message,
     }

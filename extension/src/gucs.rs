@@ -142,7 +142,10 @@ pub fn approvers() -> Vec<String> {
 
 /// repair.require_approval as set (trimmed); guards::approval_policy interprets it.
 pub fn require_approval() -> String {
-    string_of(&REQUIRE_APPROVAL).unwrap_or_default().trim().to_string()
+    string_of(&REQUIRE_APPROVAL)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 pub fn redact() -> bool {
     REDACT.get()

@@ -804,9 +804,10 @@ pub unsafe extern "C-unwind" fn capture_error(_arg: *mut c_void) {
             let text = |p: *const std::ffi::c_char| {
                 (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
             };
-            let mut message = text((*data).message).unwrap_or_default();
+            // Scrubbed each on its own (repair.redact), before they are joined.
+            let mut message = crate::redaction::scrub(&text((*data).message).unwrap_or_default());
             if let Some(d) = text((*data).detail) {
-                message = format!("{message} ({d})");
+                message = format!("{message} ({})", crate::redaction::scrub(&d));
             }
             LAST_ERROR.with(|e| {
                 if let Ok(mut e) = e.try_borrow_mut() {

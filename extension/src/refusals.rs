@@ -174,7 +174,8 @@ unsafe extern "C-unwind" fn carry(_code: c_int, _arg: pg_sys::Datum) {
         }
         for d in q.dbs.iter() {
             if d.db != 0 && (d.dropped > 0 || d.dropped_taken > 0) {
-                kept.dbs.push((d.db, d.dropped, d.dropped_taken, d.marker_id));
+                kept.dbs
+                    .push((d.db, d.dropped, d.dropped_taken, d.marker_id));
             }
         }
         CARRIED = Some(kept);
@@ -399,13 +400,7 @@ pub fn status() -> serde_json::Value {
             .filter(|s| s.state != FREE && s.db == db)
             .count();
         let (dropped, pid, registered) = db_entry(q, db, false)
-            .map(|e| {
-                (
-                    e.dropped + e.dropped_taken,
-                    e.worker_pid,
-                    e.registered != 0,
-                )
-            })
+            .map(|e| (e.dropped + e.dropped_taken, e.worker_pid, e.registered != 0))
             .unwrap_or((0, 0, false));
         (q.queued, mine, dropped, pid, registered, q.unrecorded)
     });
@@ -489,24 +484,54 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
 }
 
 /// A recorder with nothing to do for this long exits (exit 0: its registration ends).
-const IDLE_EXIT: Duration = Duration::from_secs(60);
+const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Gives up the claim when nothing is queued, atomically with the queue: a refusal queued after
-/// this sees no recorder and registers a new one.
+/// this sees no recorder and registers a new one. The background-worker slot this frees goes to a
+/// database whose refusals wait without a recorder (its registration failed: no free slot).
 fn retire_if_idle(db: u32, pid: i32) -> bool {
-    with_queue(|q| {
-        let pending = q.slots.iter().any(|s| s.state != FREE && s.db == db);
-        match db_entry(q, db, false) {
-            Some(e) if !pending && e.dropped == 0 && e.dropped_taken == 0 && e.worker_pid == pid => {
-                e.worker_pid = 0;
-                e.latch = std::ptr::null_mut();
-                e.registered = 0;
-                true
-            }
-            _ => false,
+    let outcome = with_queue(|q| {
+        let pending = |q: &Queue, db: u32| q.slots.iter().any(|s| s.state != FREE && s.db == db);
+        let mine = pending(q, db);
+        let Some(e) = db_entry(q, db, false) else {
+            return (false, None);
+        };
+        if mine || e.dropped != 0 || e.dropped_taken != 0 || e.worker_pid != pid {
+            return (false, None);
         }
-    })
-    .unwrap_or(false)
+        // The entry itself is freed: databases come and go over a server's life.
+        *e = Db {
+            db: 0,
+            registered: 0,
+            worker_pid: 0,
+            latch: std::ptr::null_mut(),
+            dropped: 0,
+            dropped_taken: 0,
+            marker_id: [0; 16],
+        };
+        let waiting = q
+            .dbs
+            .iter()
+            .position(|d| d.db != 0 && d.registered == 0 && (d.dropped > 0 || pending(q, d.db)));
+        let handoff = waiting.map(|i| {
+            q.dbs[i].registered = 1;
+            q.dbs[i].db
+        });
+        (true, handoff)
+    });
+    let Some((retired, handoff)) = outcome else {
+        return false;
+    };
+    if let Some(other) = handoff {
+        if !register_recorder(other) {
+            with_queue(|q| {
+                if let Some(e) = db_entry(q, other, false) {
+                    e.registered = 0;
+                }
+            });
+        }
+    }
+    retired
 }
 
 #[pg_guard]

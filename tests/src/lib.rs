@@ -240,7 +240,8 @@ impl Cluster {
         let port = free_port();
         let mut conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             fsync = off\nsynchronous_commit = on\nmax_connections = 60\nlog_line_prefix = '%m [%p] '\n",
+             fsync = off\nsynchronous_commit = on\nmax_connections = 60\nlog_line_prefix = '%m [%p] '\n\
+             max_worker_processes = 32\n",
             dir.display()
         );
         if preload {

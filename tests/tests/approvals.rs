@@ -57,26 +57,53 @@ fn approval_matrix() {
     // required (prod), none given: RP010, nothing ran, the detail says why
     let e = db_error(run_prod(&mut alice, &hash));
     assert_eq!(e.code().code(), "RP010", "{}", e.message());
-    assert!(e.message().starts_with("APPROVAL_REQUIRED:"), "{}", e.message());
-    assert!(e.detail().unwrap_or("").contains("no approvals"), "{:?}", e.detail());
+    assert!(
+        e.message().starts_with("APPROVAL_REQUIRED:"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.detail().unwrap_or("").contains("no approvals"),
+        "{:?}",
+        e.detail()
+    );
 
     // preview tells the same, without raising
     let p: Value = one(&mut alice, "SELECT repair.preview('fixit')");
     assert_eq!(p["approval"]["required"], true, "{p}");
     assert_eq!(p["approval"]["usable"], false, "{p}");
-    let g8 = p["guards"].as_array().unwrap().iter().find(|g| g["guard"] == 8).cloned();
-    assert_eq!(g8.as_ref().map(|g| g["verdict"].clone()), Some("fail".into()), "{p}");
+    let g8 = p["guards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["guard"] == 8)
+        .cloned();
+    assert_eq!(
+        g8.as_ref().map(|g| g["verdict"].clone()),
+        Some("fail".into()),
+        "{p}"
+    );
 
     // a valid approval by another person: the run consumes it and names it
     let a1 = approve(&mut erin, &hash, "1 hour").unwrap();
     let p: Value = one(&mut alice, "SELECT repair.preview('fixit')");
-    assert_eq!((p["approval"]["usable"].clone(), p["approval"]["approval_id"].clone()), (Value::Bool(true), Value::String(a1.clone())), "{p}");
+    assert_eq!(
+        (
+            p["approval"]["usable"].clone(),
+            p["approval"]["approval_id"].clone()
+        ),
+        (Value::Bool(true), Value::String(a1.clone())),
+        "{p}"
+    );
     let r = run_prod(&mut alice, &hash).expect("approved run");
     assert_eq!(r["status"], "SUCCESS", "{r}");
     assert_eq!(r["approval_id"], a1.as_str(), "{r}");
     let named: String = one(
         &mut c.connect(&db, "postgres"),
-        &format!("SELECT approval_id::text FROM repair.runs WHERE run_id = '{}'", r["run_id"].as_str().unwrap()),
+        &format!(
+            "SELECT approval_id::text FROM repair.runs WHERE run_id = '{}'",
+            r["run_id"].as_str().unwrap()
+        ),
     );
     assert_eq!(named, a1);
     assert_eq!(state(c, &db, &a1), "used");
@@ -84,16 +111,27 @@ fn approval_matrix() {
     // used: single use
     let e = db_error(run_prod(&mut alice, &hash));
     assert_eq!(e.code().code(), "RP010");
-    assert!(e.detail().unwrap_or("").contains("already used"), "{:?}", e.detail());
+    assert!(
+        e.detail().unwrap_or("").contains("already used"),
+        "{:?}",
+        e.detail()
+    );
 
     // revoked
     let a2 = approve(&mut erin, &hash, "1 hour").unwrap();
-    erin.execute("SELECT repair.revoke_approval($1::text::uuid, 'wrong window')", &[&a2])
-        .unwrap();
+    erin.execute(
+        "SELECT repair.revoke_approval($1::text::uuid, 'wrong window')",
+        &[&a2],
+    )
+    .unwrap();
     assert_eq!(state(c, &db, &a2), "revoked");
     let e = db_error(run_prod(&mut alice, &hash));
     assert_eq!(e.code().code(), "RP010");
-    assert!(e.detail().unwrap_or("").contains("revoked"), "{:?}", e.detail());
+    assert!(
+        e.detail().unwrap_or("").contains("revoked"),
+        "{:?}",
+        e.detail()
+    );
 
     // expired
     let a3 = approve(&mut erin, &hash, "1 second").unwrap();
@@ -101,39 +139,70 @@ fn approval_matrix() {
     assert_eq!(state(c, &db, &a3), "expired");
     let e = db_error(run_prod(&mut alice, &hash));
     assert_eq!(e.code().code(), "RP010");
-    assert!(e.detail().unwrap_or("").contains("expired"), "{:?}", e.detail());
+    assert!(
+        e.detail().unwrap_or("").contains("expired"),
+        "{:?}",
+        e.detail()
+    );
 
     // stale: approved, then a new version is registered; the approval does not carry over
     let a4 = approve(&mut erin, &hash, "1 hour").unwrap();
     let (_, hash2, status) = register(
         &mut c.connect(&db, "carol"),
-        &playbook("fixit", "CREATE TABLE IF NOT EXISTS public.approved_target2 (id int);"),
+        &playbook(
+            "fixit",
+            "CREATE TABLE IF NOT EXISTS public.approved_target2 (id int);",
+        ),
     );
     assert_eq!(status, "updated");
     assert_eq!(state(c, &db, &a4), "stale");
     let e = db_error(run_prod(&mut alice, &hash2));
     assert_eq!(e.code().code(), "RP010");
-    assert!(e.detail().unwrap_or("").contains("another hash"), "{:?}", e.detail());
+    assert!(
+        e.detail().unwrap_or("").contains("another hash"),
+        "{:?}",
+        e.detail()
+    );
     // the old hash is refused at guard 6 before guard 8, and approving it is refused too
     assert_eq!(db_error(run_prod(&mut alice, &hash)).code().code(), "RP006");
-    assert_eq!(db_error(approve(&mut erin, &hash, "1 hour")).code().code(), "RP006");
+    assert_eq!(
+        db_error(approve(&mut erin, &hash, "1 hour")).code().code(),
+        "RP006"
+    );
 
     // the executor's own approval: approvers now include the operators (alice is both)
-    c.set_conf(&[("repair.approvers", Some("repair_approvers, repair_operators"))]);
+    c.set_conf(&[(
+        "repair.approvers",
+        Some("repair_approvers, repair_operators"),
+    )]);
     let mut alice = c.connect(&db, "alice");
     let own = approve(&mut alice, &hash2, "1 hour").expect("alice may approve now");
     let e = db_error(run_prod(&mut alice, &hash2));
-    assert_eq!(e.code().code(), "RP010", "the executor's own approval must not count");
-    assert!(e.detail().unwrap_or("").contains("given by you"), "{:?}", e.detail());
+    assert_eq!(
+        e.code().code(),
+        "RP010",
+        "the executor's own approval must not count"
+    );
+    assert!(
+        e.detail().unwrap_or("").contains("given by you"),
+        "{:?}",
+        e.detail()
+    );
     // ... also through SET ROLE to a role both are members of: session users are compared
     alice.batch_execute("SET ROLE repair_operators").unwrap();
-    assert_eq!(db_error(run_prod(&mut alice, &hash2)).code().code(), "RP010");
+    assert_eq!(
+        db_error(run_prod(&mut alice, &hash2)).code().code(),
+        "RP010"
+    );
     alice.batch_execute("RESET ROLE").unwrap();
     assert_eq!(state(c, &db, &own), "usable");
     // another person's approval of the current hash: runs
     let a5 = approve(&mut c.connect(&db, "erin"), &hash2, "2 hours").unwrap();
     let r = run_prod(&mut alice, &hash2).expect("erin's approval");
-    assert_eq!((r["status"].as_str(), r["approval_id"].as_str()), (Some("SUCCESS"), Some(a5.as_str())));
+    assert_eq!(
+        (r["status"].as_str(), r["approval_id"].as_str()),
+        (Some("SUCCESS"), Some(a5.as_str()))
+    );
 
     // not required: off, and staging under `prod`
     c.set_conf(&[("repair.require_approval", Some("off"))]);
@@ -148,7 +217,12 @@ fn approval_matrix() {
     // always: staging too; and a misspelled policy fails closed (as always)
     for policy in ["always", "Prod", "", "of"] {
         c.set_conf(&[("repair.require_approval", Some(policy))]);
-        let e = db_error(execute(&mut c.connect(&db, "alice"), "fixit", &hash2, "staging"));
+        let e = db_error(execute(
+            &mut c.connect(&db, "alice"),
+            "fixit",
+            &hash2,
+            "staging",
+        ));
         assert_eq!(e.code().code(), "RP010", "require_approval = {policy:?}");
     }
 }
@@ -159,12 +233,24 @@ fn who_may_approve_and_for_how_long() {
     let c = conf.cluster;
     let (db, hash) = prod(&conf, "appr_who");
     let mut erin = c.connect(&db, "erin");
-    for (valid_for, code) in [("25 hours", "22023"), ("0 seconds", "22023"), ("-1 hour", "22023"), ("1 month", "22023")] {
-        assert_eq!(db_error(approve(&mut erin, &hash, valid_for)).code().code(), code, "{valid_for}");
+    for (valid_for, code) in [
+        ("25 hours", "22023"),
+        ("0 seconds", "22023"),
+        ("-1 hour", "22023"),
+        ("1 month", "22023"),
+    ] {
+        assert_eq!(
+            db_error(approve(&mut erin, &hash, valid_for)).code().code(),
+            code,
+            "{valid_for}"
+        );
     }
     assert!(approve(&mut erin, &hash, "24 hours").is_ok());
     // default: 4 hours
-    let id: String = one(&mut erin, &format!("SELECT repair.approve('fixit', '{hash}', 'default window')::text"));
+    let id: String = one(
+        &mut erin,
+        &format!("SELECT repair.approve('fixit', '{hash}', 'default window')::text"),
+    );
     let hours: f64 = one(
         &mut c.connect(&db, "postgres"),
         &format!("SELECT extract(epoch FROM valid_until - approved_at)::float8 / 3600 FROM repair.approval_status WHERE approval_id = '{id}'"),
@@ -186,9 +272,16 @@ fn who_may_approve_and_for_how_long() {
     assert_eq!(e.code().code(), "42501");
     // a user setting cannot lift or change the policy
     let mut alice = c.connect(&db, "alice");
-    for set in ["SET repair.require_approval = 'off'", "SET repair.approvers = 'repair_operators'"] {
+    for set in [
+        "SET repair.require_approval = 'off'",
+        "SET repair.approvers = 'repair_operators'",
+    ] {
         let e = db_error(alice.batch_execute(set));
-        assert!(["42501", "55P02"].contains(&e.code().code()), "{set}: {}", e.code().code());
+        assert!(
+            ["42501", "55P02"].contains(&e.code().code()),
+            "{set}: {}",
+            e.code().code()
+        );
     }
     // revoking: approvers only, unknown id
     c.set_conf(&[("repair.approvers", Some("repair_approvers"))]);
@@ -198,12 +291,14 @@ fn who_may_approve_and_for_how_long() {
     ));
     assert_eq!(e.code().code(), "42704");
     c.connect(&db, "postgres")
-        .batch_execute("GRANT EXECUTE ON FUNCTION repair.revoke_approval(uuid, text) TO repair_operators")
+        .batch_execute(
+            "GRANT EXECUTE ON FUNCTION repair.revoke_approval(uuid, text) TO repair_operators",
+        )
         .unwrap();
-    let e = db_error(c.connect(&db, "alice").execute(
-        "SELECT repair.revoke_approval($1::text::uuid, 'r')",
-        &[&id],
-    ));
+    let e = db_error(
+        c.connect(&db, "alice")
+            .execute("SELECT repair.revoke_approval($1::text::uuid, 'r')", &[&id]),
+    );
     assert_eq!(e.code().code(), "42501");
     // nobody inserts approvals directly
     let e = db_error(c.connect(&db, "erin").batch_execute(&format!(
@@ -223,7 +318,10 @@ fn two_executors_racing_for_one_approval_exactly_one_runs() {
         ("repair.approvers", Some("repair_approvers")),
     ]);
     let db = c.fresh_db("appr_race");
-    let slow = playbook("fixit", "SELECT pg_sleep(0.4);\nCREATE TABLE IF NOT EXISTS public.raced (id int);");
+    let slow = playbook(
+        "fixit",
+        "SELECT pg_sleep(0.4);\nCREATE TABLE IF NOT EXISTS public.raced (id int);",
+    );
     let (_, hash, _) = register(&mut c.connect(&db, "carol"), &slow);
     for round in 0..3 {
         let approval = approve(&mut c.connect(&db, "erin"), &hash, "1 hour").unwrap();
@@ -235,7 +333,9 @@ fn two_executors_racing_for_one_approval_exactly_one_runs() {
                     let mut a = Cluster::shared().connect(&db, "alice");
                     barrier.wait();
                     run_prod(&mut a, &hash).map_err(|e| {
-                        e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_default()
+                        e.as_db_error()
+                            .map(|d| d.code().code().to_string())
+                            .unwrap_or_default()
                     })
                 })
             })
@@ -252,7 +352,10 @@ fn two_executors_racing_for_one_approval_exactly_one_runs() {
         );
         assert_eq!(uses, 1);
     }
-    assert!(one::<bool>(&mut c.connect(&db, "postgres"), "SELECT ok FROM repair.verify_audit()"));
+    assert!(one::<bool>(
+        &mut c.connect(&db, "postgres"),
+        "SELECT ok FROM repair.verify_audit()"
+    ));
 }
 
 #[test]
@@ -273,7 +376,11 @@ fn an_approval_that_expires_during_the_lock_wait_is_refused() {
     std::thread::sleep(Duration::from_millis(2000));
     carol.batch_execute("COMMIT").unwrap();
     let outcome = waiter.join().unwrap();
-    assert_eq!(outcome.err(), Some(Some("RP010".to_string())), "checked after the wait, not before");
+    assert_eq!(
+        outcome.err(),
+        Some(Some("RP010".to_string())),
+        "checked after the wait, not before"
+    );
 }
 
 #[test]
@@ -295,7 +402,8 @@ fn online_runs_need_and_consume_an_approval() {
     let approval = approve(&mut c.connect(&db, "erin"), &hash, "1 hour").unwrap();
     let start: Value = a.query_one(begin, &[&hash]).unwrap().get(0);
     assert_eq!(start["status"], "STARTED", "{start}");
-    a.batch_execute(start["statements"][0]["sql"].as_str().unwrap()).unwrap();
+    a.batch_execute(start["statements"][0]["sql"].as_str().unwrap())
+        .unwrap();
     let run_id = start["run_id"].as_str().unwrap();
     let end: Value = a
         .query_one(&format!("SELECT repair.online_finish('{run_id}')"), &[])
@@ -306,8 +414,14 @@ fn online_runs_need_and_consume_an_approval() {
         &mut c.connect(&db, "postgres"),
         &format!("SELECT count(*) FROM repair.runs WHERE approval_id = '{approval}'"),
     );
-    assert_eq!(named, 2, "the STARTED row and the closing row name the approval");
-    assert_eq!(db_error(a.query_one(begin, &[&hash])).code().code(), "RP010");
+    assert_eq!(
+        named, 2,
+        "the STARTED row and the closing row name the approval"
+    );
+    assert_eq!(
+        db_error(a.query_one(begin, &[&hash])).code().code(),
+        "RP010"
+    );
 }
 
 #[test]
@@ -347,18 +461,48 @@ fn approvals_survive_dump_and_restore_and_verify() {
     let port = c.port.to_string();
     let bin = |name: &str| format!("{}/{name}", pg_repair_tests::PG_BIN);
     let out = std::process::Command::new(bin("pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-Fc", "-f", dump.to_str().unwrap(), &db])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-Fc",
+            "-f",
+            dump.to_str().unwrap(),
+            &db,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     c.connect("postgres", "postgres")
         .batch_execute(&format!("CREATE DATABASE {restored}"))
         .unwrap();
     let out = std::process::Command::new(bin("pg_restore"))
-        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "--exit-on-error", "-d", &restored, dump.to_str().unwrap()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "--exit-on-error",
+            "-d",
+            &restored,
+            dump.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let facts = |d: &str| -> (bool, String, String, String) {
         let mut k = c.connect(d, "postgres");
         k.query_one(

@@ -887,8 +887,36 @@ fn renaming_the_schema_tables_or_triggers_does_not_lift_protection() {
 /// superuser, inside a transaction that is rolled back) and verify_audit() must notice.
 #[test]
 fn every_column_of_every_append_only_table_is_covered() {
-    let c = Cluster::shared();
+    let conf = pg_repair_tests::Conf::take();
+    let c = conf.cluster;
     let db = with_history(c, "atk_all_columns", 2);
+    // an approval (with a revocation) and a refusal, so those tables have rows to edit
+    c.set_conf(&[("repair.approvers", Some("repair_approvers"))]);
+    let mut erin = c.connect(&db, "erin");
+    let ha: String = one(
+        &mut erin,
+        "SELECT hash FROM repair.playbooks WHERE id = 'hist_a'",
+    );
+    let approval: String = one(
+        &mut erin,
+        &format!("SELECT repair.approve('hist_a', '{ha}', 'columns')::text"),
+    );
+    erin.batch_execute(&format!(
+        "SELECT repair.revoke_approval('{approval}', 'columns')"
+    ))
+    .unwrap();
+    let _ = c
+        .connect(&db, "alice")
+        .batch_execute("SELECT repair.execute('nope', 'x', 'columns refusal')");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while one::<i64>(
+        &mut c.connect(&db, "postgres"),
+        "SELECT count(*) FROM repair.refusals",
+    ) == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "refusal not recorded");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     c.connect(&db, "postgres")
         .batch_execute(
             "CREATE TABLE public.counted (id int); INSERT INTO public.counted VALUES (1), (2);
@@ -923,6 +951,8 @@ fn every_column_of_every_append_only_table_is_covered() {
         "check_results",
         "baseline_captures",
         "baseline_counts",
+        "approvals",
+        "refusals",
     ] {
         assert!(
             tables.iter().any(|x| x == t),

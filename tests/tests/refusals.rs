@@ -61,7 +61,10 @@ fn every_kind_of_refusal_is_recorded_within_a_second_despite_the_rollback() {
         .batch_execute("GRANT USAGE ON SCHEMA repair TO bob; GRANT EXECUTE ON FUNCTION repair.execute(text, text, text, boolean, text) TO bob")
         .unwrap();
     let mut carol = c.connect(&db, "carol");
-    let (_, hash, _) = register(&mut carol, &playbook("okay", "CREATE TABLE IF NOT EXISTS public.okay_t (id int);"));
+    let (_, hash, _) = register(
+        &mut carol,
+        &playbook("okay", "CREATE TABLE IF NOT EXISTS public.okay_t (id int);"),
+    );
     let (_, lint_hash, _) = register(&mut carol, &playbook("linty", "DROP TABLE public.gone;"));
     let online = "-- repair: onl\n-- title: online\n-- environments: staging, prod\n-- mode: online\nCREATE TABLE IF NOT EXISTS public.onl_t (id int);\n";
     let (_, online_hash, _) = register(&mut carol, online);
@@ -69,21 +72,132 @@ fn every_kind_of_refusal_is_recorded_within_a_second_despite_the_rollback() {
         format!("SELECT repair.execute('{id}', '{h}', '{reason}')")
     };
     // (setup settings, user, statement, expected SQLSTATE, guard NAME, function, reason)
-    type Case = (&'static [(&'static str, Option<&'static str>)], &'static str, String, &'static str, &'static str, &'static str, String);
+    type Case = (
+        &'static [(&'static str, Option<&'static str>)],
+        &'static str,
+        String,
+        &'static str,
+        &'static str,
+        &'static str,
+        String,
+    );
     let mut cases: Vec<Case> = vec![];
     let r = |n: u32| format!("kinds-{n}");
-    cases.push((&[("repair.db_role", None)], "alice", exec("okay", &hash, &r(1)), "RP001", "ROLE_UNDECLARED", "execute", r(1)));
-    cases.push((&[("repair.db_role", Some("replica"))], "alice", exec("okay", &hash, &r(2)), "RP002", "ENV_DISABLED", "execute", r(2)));
-    cases.push((&[("repair.db_role", Some("staging"))], "bob", exec("okay", &hash, &r(3)), "42501", "NOT_AUTHORIZED", "execute", r(3)));
-    cases.push((&[], "alice", format!("SELECT repair.execute('nope', '{hash}', '{}')", r(4)), "RP005", "UNKNOWN_PLAYBOOK", "execute", r(4)));
-    cases.push((&[], "alice", exec("okay", &"0".repeat(64), &r(5)), "RP006", "HASH_MISMATCH", "execute", r(5)));
-    cases.push((&[], "alice", exec("linty", &lint_hash, &r(6)), "RP007", "LINT_REJECTED", "execute", r(6)));
-    cases.push((&[("repair.require_approval", Some("always"))], "alice", exec("okay", &hash, &r(7)), "RP010", "APPROVAL_REQUIRED", "execute", r(7)));
-    cases.push((&[("repair.require_approval", Some("off"))], "alice", exec("onl", &online_hash, &r(8)), "RP011", "ONLINE_SEQUENCE", "execute", r(8)));
-    cases.push((&[], "alice", format!("SELECT repair.online_begin('onl', '{online_hash}', '{}')", r(9)), "25001", "ACTIVE_SQL_TRANSACTION", "online_begin", r(9)));
-    cases.push((&[], "erin", format!("SELECT repair.approve('okay', '{hash}', '{}')", r(10)), "42501", "NOT_AUTHORIZED", "approve", r(10)));
-    cases.push((&[("repair.approvers", Some("repair_approvers"))], "erin", format!("SELECT repair.approve('okay', '{}', '{}')", "f".repeat(64), r(11)), "RP006", "HASH_MISMATCH", "approve", r(11)));
-    cases.push((&[("repair.db_role", Some("replica"))], "alice", "SELECT repair.assert_migrations_allowed()".to_string(), "RP002", "ENV_DISABLED", "gate", String::new()));
+    cases.push((
+        &[("repair.db_role", None)],
+        "alice",
+        exec("okay", &hash, &r(1)),
+        "RP001",
+        "ROLE_UNDECLARED",
+        "execute",
+        r(1),
+    ));
+    cases.push((
+        &[("repair.db_role", Some("replica"))],
+        "alice",
+        exec("okay", &hash, &r(2)),
+        "RP002",
+        "ENV_DISABLED",
+        "execute",
+        r(2),
+    ));
+    cases.push((
+        &[("repair.db_role", Some("staging"))],
+        "bob",
+        exec("okay", &hash, &r(3)),
+        "42501",
+        "NOT_AUTHORIZED",
+        "execute",
+        r(3),
+    ));
+    cases.push((
+        &[],
+        "alice",
+        format!("SELECT repair.execute('nope', '{hash}', '{}')", r(4)),
+        "RP005",
+        "UNKNOWN_PLAYBOOK",
+        "execute",
+        r(4),
+    ));
+    cases.push((
+        &[],
+        "alice",
+        exec("okay", &"0".repeat(64), &r(5)),
+        "RP006",
+        "HASH_MISMATCH",
+        "execute",
+        r(5),
+    ));
+    cases.push((
+        &[],
+        "alice",
+        exec("linty", &lint_hash, &r(6)),
+        "RP007",
+        "LINT_REJECTED",
+        "execute",
+        r(6),
+    ));
+    cases.push((
+        &[("repair.require_approval", Some("always"))],
+        "alice",
+        exec("okay", &hash, &r(7)),
+        "RP010",
+        "APPROVAL_REQUIRED",
+        "execute",
+        r(7),
+    ));
+    cases.push((
+        &[("repair.require_approval", Some("off"))],
+        "alice",
+        exec("onl", &online_hash, &r(8)),
+        "RP011",
+        "ONLINE_SEQUENCE",
+        "execute",
+        r(8),
+    ));
+    cases.push((
+        &[],
+        "alice",
+        format!(
+            "SELECT repair.online_begin('onl', '{online_hash}', '{}')",
+            r(9)
+        ),
+        "25001",
+        "ACTIVE_SQL_TRANSACTION",
+        "online_begin",
+        r(9),
+    ));
+    cases.push((
+        &[],
+        "erin",
+        format!("SELECT repair.approve('okay', '{hash}', '{}')", r(10)),
+        "42501",
+        "NOT_AUTHORIZED",
+        "approve",
+        r(10),
+    ));
+    cases.push((
+        &[("repair.approvers", Some("repair_approvers"))],
+        "erin",
+        format!(
+            "SELECT repair.approve('okay', '{}', '{}')",
+            "f".repeat(64),
+            r(11)
+        ),
+        "RP006",
+        "HASH_MISMATCH",
+        "approve",
+        r(11),
+    ));
+    cases.push((
+        &[("repair.db_role", Some("replica"))],
+        "alice",
+        "SELECT repair.assert_migrations_allowed()".to_string(),
+        "RP002",
+        "ENV_DISABLED",
+        "gate",
+        String::new(),
+    ));
     let mut last = Instant::now();
     for (settings, user, sql, code, _, _, _) in &cases {
         if !settings.is_empty() {
@@ -103,25 +217,60 @@ fn every_kind_of_refusal_is_recorded_within_a_second_despite_the_rollback() {
         let row = refusal(&mut dave, reason, deadline)
             .unwrap_or_else(|| panic!("{sql}: not in repair.refusals within 1 s"));
         assert_eq!(
-            (row["sqlstate"].as_str(), row["guard"].as_str(), row["function"].as_str(), row["session_user_name"].as_str()),
+            (
+                row["sqlstate"].as_str(),
+                row["guard"].as_str(),
+                row["function"].as_str(),
+                row["session_user_name"].as_str()
+            ),
             (Some(*code), Some(*name), Some(*function), Some(*user)),
             "{row}"
         );
-        assert!(row["message"].as_str().unwrap_or("").starts_with(name), "{row}");
+        assert!(
+            row["message"].as_str().unwrap_or("").starts_with(name),
+            "{row}"
+        );
         assert_eq!(row["client_addr"], "127.0.0.1", "{row}");
     }
-    let gate: i64 = one(&mut dave, "SELECT count(*) FROM repair.refusals WHERE function = 'gate' AND sqlstate = 'RP002'");
+    let gate: i64 = one(
+        &mut dave,
+        "SELECT count(*) FROM repair.refusals WHERE function = 'gate' AND sqlstate = 'RP002'",
+    );
     assert_eq!(gate, 1);
     // online_begin refused in its own (autocommit) transaction, and application_name
-    let mut a = Client::connect(&format!("{} application_name=kinds_app", c.conninfo(&db, "alice")), postgres::NoTls).unwrap();
-    let e = db_error(a.batch_execute(&format!("SELECT repair.online_begin('okay', '{hash}', 'kinds-12')")));
+    let mut a = Client::connect(
+        &format!("{} application_name=kinds_app", c.conninfo(&db, "alice")),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let e = db_error(a.batch_execute(&format!(
+        "SELECT repair.online_begin('okay', '{hash}', 'kinds-12')"
+    )));
     assert_eq!(e.code().code(), "RP011");
-    let row = refusal(&mut dave, "kinds-12", Instant::now() + Duration::from_secs(1)).expect("RP011 recorded");
-    assert_eq!((row["sqlstate"].as_str(), row["function"].as_str(), row["application_name"].as_str()), (Some("RP011"), Some("online_begin"), Some("kinds_app")));
-    assert!(one::<bool>(&mut dave, "SELECT ok FROM repair.verify_audit()"));
+    let row = refusal(
+        &mut dave,
+        "kinds-12",
+        Instant::now() + Duration::from_secs(1),
+    )
+    .expect("RP011 recorded");
+    assert_eq!(
+        (
+            row["sqlstate"].as_str(),
+            row["function"].as_str(),
+            row["application_name"].as_str()
+        ),
+        (Some("RP011"), Some("online_begin"), Some("kinds_app"))
+    );
+    assert!(one::<bool>(
+        &mut dave,
+        "SELECT ok FROM repair.verify_audit()"
+    ));
     // record_refusals = off: the log line only
     c.set_conf(&[("repair.record_refusals", Some("off"))]);
-    refused_and_rolled_back(&mut c.connect(&db, "alice"), &exec("okay", &"1".repeat(64), "kinds-off"));
+    refused_and_rolled_back(
+        &mut c.connect(&db, "alice"),
+        &exec("okay", &"1".repeat(64), "kinds-off"),
+    );
     std::thread::sleep(Duration::from_millis(700));
     assert!(refusal(&mut dave, "kinds-off", Instant::now()).is_none());
     assert!(c.log().contains("kinds-off"), "still in the server log");
@@ -136,9 +285,17 @@ fn a_flood_never_blocks_callers_and_every_refusal_is_counted() {
     register(&mut carol, &playbook("flooded", "SELECT 1;"));
     // start the recorder with one refusal, then freeze it: the queue fills, callers go on
     let mut a = c.connect(&db, "alice");
-    refused_and_rolled_back(&mut a, &format!("SELECT repair.execute('flooded', '{}', 'warmup')", "0".repeat(64)));
+    refused_and_rolled_back(
+        &mut a,
+        &format!(
+            "SELECT repair.execute('flooded', '{}', 'warmup')",
+            "0".repeat(64)
+        ),
+    );
     drained(c, &db, Duration::from_secs(5));
-    let pid = queue(&mut c.connect(&db, "postgres"))["recorder_pid"].as_i64().expect("a recorder") as i32;
+    let pid = queue(&mut c.connect(&db, "postgres"))["recorder_pid"]
+        .as_i64()
+        .expect("a recorder") as i32;
     // SAFETY: signals a server process this test's cluster started (its recorder).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     const CLIENTS: usize = 8;
@@ -149,10 +306,14 @@ fn a_flood_never_blocks_callers_and_every_refusal_is_counted() {
             let db = db.clone();
             std::thread::spawn(move || {
                 let mut k = Cluster::shared().connect(&db, "alice");
-                let stmt = k.prepare("SELECT repair.execute('flooded', $1, $2)").unwrap();
+                let stmt = k
+                    .prepare("SELECT repair.execute('flooded', $1, $2)")
+                    .unwrap();
                 let bad = "0".repeat(64);
                 for i in 0..EACH {
-                    let e = k.query_one(&stmt, &[&bad, &format!("flood-{t}-{i}")]).unwrap_err();
+                    let e = k
+                        .query_one(&stmt, &[&bad, &format!("flood-{t}-{i}")])
+                        .unwrap_err();
                     assert_eq!(e.as_db_error().unwrap().code().code(), "RP006");
                 }
             })
@@ -163,7 +324,10 @@ fn a_flood_never_blocks_callers_and_every_refusal_is_counted() {
     }
     let took = started.elapsed();
     let q = queue(&mut c.connect(&db, "postgres"));
-    assert!(q["dropped_pending"].as_i64() > Some(0), "the queue filled: {q}");
+    assert!(
+        q["dropped_pending"].as_i64() > Some(0),
+        "the queue filled: {q}"
+    );
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     drained(c, &db, Duration::from_secs(60));
@@ -180,24 +344,39 @@ fn a_flood_never_blocks_callers_and_every_refusal_is_counted() {
     println!("flood: {} refusals in {took:?} with the recorder frozen; {rows} recorded + {dropped} counted as dropped ({markers} marker rows)", CLIENTS * EACH);
     assert_eq!(rows + dropped, (CLIENTS * EACH) as i64);
     assert!(dropped > 0 && markers >= 1);
-    assert!(one::<bool>(&mut dave, "SELECT ok FROM repair.verify_audit()"));
+    assert!(one::<bool>(
+        &mut dave,
+        "SELECT ok FROM repair.verify_audit()"
+    ));
 }
 
 #[test]
 fn refusals_of_several_databases_each_land_in_their_own() {
     let conf = Conf::take();
     let c = conf.cluster;
-    let dbs: Vec<String> = (0..3).map(|i| c.fresh_db(&format!("ref_multi{i}"))).collect();
+    let dbs: Vec<String> = (0..3)
+        .map(|i| c.fresh_db(&format!("ref_multi{i}")))
+        .collect();
     for (i, db) in dbs.iter().enumerate() {
         let mut a = c.connect(db, "alice");
-        refused_and_rolled_back(&mut a, &format!("SELECT repair.execute('nope{i}', 'x', 'multi-{i}')"));
+        refused_and_rolled_back(
+            &mut a,
+            &format!("SELECT repair.execute('nope{i}', 'x', 'multi-{i}')"),
+        );
     }
     for (i, db) in dbs.iter().enumerate() {
         let mut dave = c.connect(db, "dave");
-        let row = refusal(&mut dave, &format!("multi-{i}"), Instant::now() + Duration::from_secs(3))
-            .unwrap_or_else(|| panic!("{db}: not recorded"));
+        let row = refusal(
+            &mut dave,
+            &format!("multi-{i}"),
+            Instant::now() + Duration::from_secs(3),
+        )
+        .unwrap_or_else(|| panic!("{db}: not recorded"));
         assert_eq!(row["playbook_id"], format!("nope{i}"));
-        let others: i64 = one(&mut dave, "SELECT count(*) FROM repair.refusals WHERE reason LIKE 'multi-%'");
+        let others: i64 = one(
+            &mut dave,
+            "SELECT count(*) FROM repair.refusals WHERE reason LIKE 'multi-%'",
+        );
         assert_eq!(others, 1, "{db} holds only its own refusal");
     }
 }
@@ -228,15 +407,29 @@ fn a_deleted_or_edited_refusal_is_detected() {
     let db = c.fresh_db("ref_tamper");
     let mut a = c.connect(&db, "alice");
     for i in 0..3 {
-        refused_and_rolled_back(&mut a, &format!("SELECT repair.execute('nope', 'x', 'tamper-{i}')"));
+        refused_and_rolled_back(
+            &mut a,
+            &format!("SELECT repair.execute('nope', 'x', 'tamper-{i}')"),
+        );
     }
     let mut dave = c.connect(&db, "dave");
-    refusal(&mut dave, "tamper-2", Instant::now() + Duration::from_secs(3)).expect("recorded");
+    refusal(
+        &mut dave,
+        "tamper-2",
+        Instant::now() + Duration::from_secs(3),
+    )
+    .expect("recorded");
     let mut su = c.connect(&db, "postgres");
     let head: String = one(&mut su, "SELECT repair.audit_head()");
     for (edit, what) in [
-        ("UPDATE repair.refusals SET session_user_name = 'nobody' WHERE reason = 'tamper-0'", "edited"),
-        ("DELETE FROM repair.refusals WHERE reason = 'tamper-1'", "deleted"),
+        (
+            "UPDATE repair.refusals SET session_user_name = 'nobody' WHERE reason = 'tamper-0'",
+            "edited",
+        ),
+        (
+            "DELETE FROM repair.refusals WHERE reason = 'tamper-1'",
+            "deleted",
+        ),
     ] {
         su.batch_execute("BEGIN").unwrap();
         su.batch_execute("UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'repair.refusals'::regclass")
@@ -253,12 +446,21 @@ fn a_deleted_or_edited_refusal_is_detected() {
     su.batch_execute("BEGIN").unwrap();
     su.batch_execute("UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'repair.refusals'::regclass")
         .unwrap();
-    su.batch_execute("DELETE FROM repair.refusals WHERE reason = 'tamper-2'").unwrap();
+    su.batch_execute("DELETE FROM repair.refusals WHERE reason = 'tamper-2'")
+        .unwrap();
     assert_ne!(one::<String>(&mut su, "SELECT repair.audit_head()"), head);
     su.batch_execute("ROLLBACK").unwrap();
     // the table is append-only for its owner too
-    for sql in ["UPDATE repair.refusals SET reason = 'x'", "DELETE FROM repair.refusals", "TRUNCATE repair.refusals"] {
-        assert_eq!(db_error(su.batch_execute(sql)).code().code(), "42501", "{sql}");
+    for sql in [
+        "UPDATE repair.refusals SET reason = 'x'",
+        "DELETE FROM repair.refusals",
+        "TRUNCATE repair.refusals",
+    ] {
+        assert_eq!(
+            db_error(su.batch_execute(sql)).code().code(),
+            "42501",
+            "{sql}"
+        );
     }
 }
 
@@ -272,11 +474,16 @@ fn a_recorder_killed_with_sigkill_is_restarted_and_loses_nothing_queued() {
     let mut a = c.connect(&db, "alice");
     refused_and_rolled_back(&mut a, "SELECT repair.execute('nope', 'x', 'kill-warmup')");
     drained(&c, &db, Duration::from_secs(5));
-    let pid = queue(&mut c.connect(&db, "postgres"))["recorder_pid"].as_i64().expect("recorder") as i32;
+    let pid = queue(&mut c.connect(&db, "postgres"))["recorder_pid"]
+        .as_i64()
+        .expect("recorder") as i32;
     // SAFETY: signals a process of this test's own cluster.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     for i in 0..5 {
-        refused_and_rolled_back(&mut a, &format!("SELECT repair.execute('nope', 'x', 'kill-{i}')"));
+        refused_and_rolled_back(
+            &mut a,
+            &format!("SELECT repair.execute('nope', 'x', 'kill-{i}')"),
+        );
     }
     assert_eq!(queue(&mut c.connect(&db, "postgres"))["queued"], 5);
     // SAFETY: as above.
@@ -297,12 +504,25 @@ fn a_recorder_killed_with_sigkill_is_restarted_and_loses_nothing_queued() {
         assert!(Instant::now() < deadline, "server did not come back");
     };
     for i in 0..5 {
-        let row = refusal(&mut dave, &format!("kill-{i}"), Instant::now() + Duration::from_secs(20));
+        let row = refusal(
+            &mut dave,
+            &format!("kill-{i}"),
+            Instant::now() + Duration::from_secs(20),
+        );
         assert!(row.is_some(), "kill-{i} lost in the crash:\n{}", c.log());
     }
-    let n: i64 = one(&mut dave, "SELECT count(*) FROM repair.refusals WHERE reason LIKE 'kill-%'");
+    let n: i64 = one(
+        &mut dave,
+        "SELECT count(*) FROM repair.refusals WHERE reason LIKE 'kill-%'",
+    );
     assert_eq!(n, 6, "each once (the warmup and the five)");
-    assert!(one::<bool>(&mut dave, "SELECT ok FROM repair.verify_audit()"));
+    assert!(one::<bool>(
+        &mut dave,
+        "SELECT ok FROM repair.verify_audit()"
+    ));
     let new_pid = queue(&mut c.connect(&db, "postgres"))["recorder_pid"].as_i64();
-    assert!(new_pid.is_some_and(|p| p as i32 != pid), "a new recorder runs");
+    assert!(
+        new_pid.is_some_and(|p| p as i32 != pid),
+        "a new recorder runs"
+    );
 }
