@@ -23,6 +23,10 @@ pub const RELEASES: &[(&str, &str)] = &[
         "0.2.0",
         "15fdc2524d11b53ecf661a8487c0aa0737c6d01cd8d38af6961f8d100d8dba29",
     ),
+    (
+        "0.3.0",
+        "f063f62a7e09abe8f01eb6eeed20394ee9717a4b36c4d37e52f5d4bdecf4f84a",
+    ),
 ];
 
 /// Grants on the validation API (0.1.0 has every one of these functions).
