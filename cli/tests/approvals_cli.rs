@@ -25,8 +25,8 @@ const APPROVAL_GRANTS_SQL: &str = "
     GRANT SELECT ON repair.approval_status, repair.refusals TO repair_auditors;
 ";
 
-/// Resets the approval settings when dropped (also when the test fails); declared after the
-/// `Conf`, so it runs while the settings lock is still held.
+/// The approval settings of a test; `Conf` (held alongside) resets them when it is dropped.
+#[allow(dead_code)]
 struct ApprovalSettings(&'static Cluster);
 
 impl ApprovalSettings {
@@ -36,33 +36,6 @@ impl ApprovalSettings {
             ("repair.require_approval", Some(require)),
         ]);
         ApprovalSettings(c)
-    }
-}
-
-impl Drop for ApprovalSettings {
-    fn drop(&mut self) {
-        let reset = [
-            ("repair.approvers", None),
-            ("repair.require_approval", None),
-        ];
-        if !std::thread::panicking() {
-            self.0.set_conf(&reset);
-            return;
-        }
-        // unwinding from a failed assertion: best effort, never a second panic (the next
-        // test's `Conf::take` reloads and waits anyway)
-        if let Ok(mut su) =
-            Client::connect(&self.0.conninfo("postgres", "postgres"), postgres::NoTls)
-        {
-            // one statement per call: ALTER SYSTEM refuses to run in a (implicit) transaction
-            for sql in [
-                "ALTER SYSTEM RESET repair.approvers",
-                "ALTER SYSTEM RESET repair.require_approval",
-                "SELECT pg_reload_conf()",
-            ] {
-                let _ = su.batch_execute(sql);
-            }
-        }
     }
 }
 

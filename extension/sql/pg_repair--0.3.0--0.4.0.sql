@@ -123,13 +123,13 @@ AS 'MODULE_PATHNAME', 'revoke_approval_wrapper';
 CREATE FUNCTION repair."_record_refusals"(
 	"entries" jsonb
 ) RETURNS bigint
-SECURITY DEFINER
+STRICT SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'record_refusals_wrapper';
 
 CREATE FUNCTION repair."refusal_queue"() RETURNS jsonb
-SECURITY DEFINER
+STRICT SECURITY DEFINER
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'refusal_queue_wrapper';

@@ -81,7 +81,7 @@ pub fn guard(current: &Current, role: Option<Role>) -> Result<Option<Usable>> {
     let session = identity::session_user().1;
     let found = crate::spi::query_mut(
         "SELECT a.approval_id::text, a.session_user_name, \
-                ((pg_catalog.extract(epoch FROM a.valid_until) - 946684800) * 1000000)::bigint, \
+                ((pg_catalog.date_part('epoch', a.valid_until) - 946684800) * 1000000)::bigint, \
                 pg_catalog.row_to_json(a)::text, a.prev_hash, a.row_hash \
            FROM repair.approvals a \
           WHERE a.action = 'approve' AND a.playbook_id = $1 AND a.hash = $2 \

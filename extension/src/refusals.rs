@@ -467,8 +467,8 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
         if worked {
             idle = std::time::Instant::now();
         } else if idle.elapsed() >= IDLE_EXIT && retire_if_idle(db, pid) {
-            // Connected, a recorder keeps DROP DATABASE waiting: it leaves when idle, and the
-            // next refusal starts another.
+            // Connected, a recorder holds up DROP DATABASE: it leaves when idle, and the next
+            // refusal starts another.
             return;
         }
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
@@ -483,8 +483,10 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
     while drain(db) {}
 }
 
-/// A recorder with nothing to do for this long exits (exit 0: its registration ends).
-const IDLE_EXIT: Duration = Duration::from_secs(10);
+/// A recorder with nothing to do for this long exits (exit 0: its registration ends). Shorter
+/// than the 5 s DROP DATABASE waits for other sessions to leave, so a recorder never makes it
+/// fail.
+const IDLE_EXIT: Duration = Duration::from_secs(3);
 
 /// Gives up the claim when nothing is queued, atomically with the queue: a refusal queued after
 /// this sees no recorder and registers a new one. The background-worker slot this frees goes to a

@@ -175,6 +175,11 @@ fn approval_matrix() {
         "repair.approvers",
         Some("repair_approvers, repair_operators"),
     )]);
+    c.connect(&db, "postgres")
+        .batch_execute(
+            "GRANT EXECUTE ON FUNCTION repair.approve(text, text, text, interval) TO repair_operators",
+        )
+        .unwrap();
     let mut alice = c.connect(&db, "alice");
     let own = approve(&mut alice, &hash2, "1 hour").expect("alice may approve now");
     let e = db_error(run_prod(&mut alice, &hash2));

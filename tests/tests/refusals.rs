@@ -58,7 +58,8 @@ fn every_kind_of_refusal_is_recorded_within_a_second_despite_the_rollback() {
     let db = c.fresh_db("ref_kinds");
     // bob may call execute but is no executor
     c.connect(&db, "postgres")
-        .batch_execute("GRANT USAGE ON SCHEMA repair TO bob; GRANT EXECUTE ON FUNCTION repair.execute(text, text, text, boolean, text) TO bob")
+        .batch_execute("GRANT USAGE ON SCHEMA repair TO bob; GRANT EXECUTE ON FUNCTION repair.execute(text, text, text, boolean, text) TO bob; \
+                        GRANT EXECUTE ON FUNCTION repair.assert_migrations_allowed(boolean) TO repair_operators")
         .unwrap();
     let mut carol = c.connect(&db, "carol");
     let (_, hash, _) = register(
@@ -238,6 +239,7 @@ fn every_kind_of_refusal_is_recorded_within_a_second_despite_the_rollback() {
     );
     assert_eq!(gate, 1);
     // online_begin refused in its own (autocommit) transaction, and application_name
+    c.set_conf(&[("repair.db_role", Some("staging"))]);
     let mut a = Client::connect(
         &format!("{} application_name=kinds_app", c.conninfo(&db, "alice")),
         postgres::NoTls,
@@ -419,8 +421,18 @@ fn a_deleted_or_edited_refusal_is_detected() {
         Instant::now() + Duration::from_secs(3),
     )
     .expect("recorded");
-    let mut su = c.connect(&db, "postgres");
-    let head: String = one(&mut su, "SELECT repair.audit_head()");
+    let triggers = |state: &str| {
+        c.connect(&db, "postgres")
+            .batch_execute(&format!(
+                "UPDATE pg_catalog.pg_trigger SET tgenabled = '{state}' WHERE tgrelid = 'repair.refusals'::regclass"
+            ))
+            .unwrap();
+    };
+    let head: String = one(
+        &mut c.connect(&db, "postgres"),
+        "SELECT repair.audit_head()",
+    );
+    triggers("D");
     for (edit, what) in [
         (
             "UPDATE repair.refusals SET session_user_name = 'nobody' WHERE reason = 'tamper-0'",
@@ -431,9 +443,8 @@ fn a_deleted_or_edited_refusal_is_detected() {
             "deleted",
         ),
     ] {
+        let mut su = c.connect(&db, "postgres");
         su.batch_execute("BEGIN").unwrap();
-        su.batch_execute("UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'repair.refusals'::regclass")
-            .unwrap();
         su.batch_execute(edit).unwrap();
         let (ok, table): (bool, Option<String>) = su
             .query_one("SELECT ok, first_bad_table FROM repair.verify_audit()", &[])
@@ -443,13 +454,15 @@ fn a_deleted_or_edited_refusal_is_detected() {
         su.batch_execute("ROLLBACK").unwrap();
     }
     // the newest refusal deleted: the chain still links, the exported head does not match
+    let mut su = c.connect(&db, "postgres");
     su.batch_execute("BEGIN").unwrap();
-    su.batch_execute("UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'repair.refusals'::regclass")
-        .unwrap();
     su.batch_execute("DELETE FROM repair.refusals WHERE reason = 'tamper-2'")
         .unwrap();
     assert_ne!(one::<String>(&mut su, "SELECT repair.audit_head()"), head);
     su.batch_execute("ROLLBACK").unwrap();
+    triggers("A");
+    let mut su = c.connect(&db, "postgres");
+    assert!(one::<bool>(&mut su, "SELECT ok FROM repair.verify_audit()"));
     // the table is append-only for its owner too
     for sql in [
         "UPDATE repair.refusals SET reason = 'x'",
@@ -525,4 +538,24 @@ fn a_recorder_killed_with_sigkill_is_restarted_and_loses_nothing_queued() {
         new_pid.is_some_and(|p| p as i32 != pid),
         "a new recorder runs"
     );
+}
+
+#[test]
+fn drop_database_right_after_a_refusal_is_not_held_up_by_its_recorder() {
+    let conf = Conf::take();
+    let c = conf.cluster;
+    let db = c.fresh_db("ref_drop");
+    let mut a = c.connect(&db, "alice");
+    refused_and_rolled_back(&mut a, "SELECT repair.execute('nope', 'x', 'drop-me')");
+    drop(a);
+    refusal(
+        &mut c.connect(&db, "dave"),
+        "drop-me",
+        Instant::now() + Duration::from_secs(3),
+    )
+    .expect("recorded");
+    // the recorder is still connected now; DROP DATABASE waits up to 5 s for it to leave
+    c.connect("postgres", "postgres")
+        .batch_execute(&format!("DROP DATABASE {db}"))
+        .expect("DROP DATABASE without FORCE");
 }
