@@ -47,7 +47,7 @@ pub fn policy() -> Policy {
 pub fn required(role: Option<Role>) -> bool {
     match policy() {
         Policy::Off => false,
-        Policy::Prod => role != Some(Role::Staging),
+        Policy::Prod => role == Some(Role::Prod),
         Policy::Always => true,
     }
 }

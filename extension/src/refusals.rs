@@ -39,6 +39,10 @@ const SLOT_BYTES: usize = 6144;
 const DATABASES: usize = 64;
 /// Entries one recorder transaction writes at most.
 const BATCH: usize = 256;
+/// How often a recorder looks at the queue (refusals are visible well within a second).
+const POLL: Duration = Duration::from_millis(200);
+/// Queue length at which a caller wakes the recorder before its next poll.
+const WAKE_AT: usize = CAPACITY / 4;
 
 const FREE: u32 = 0;
 const READY: u32 = 1;
@@ -315,10 +319,12 @@ fn enqueue(db: u32, data: &[u8]) {
                 q.queued += 1;
             }
         }
-        Some((register, latch))
+        // The recorder polls (POLL); it is woken early only when the queue fills up, so a
+        // flood does not cost a wake-up (and a transaction) per refusal.
+        Some((register, latch, q.queued as usize >= WAKE_AT))
     })
     .flatten();
-    let Some((register, latch)) = outcome else {
+    let Some((register, latch, wake)) = outcome else {
         return;
     };
     if register && !register_recorder(db) {
@@ -328,7 +334,7 @@ fn enqueue(db: u32, data: &[u8]) {
             }
         });
     }
-    if !latch.is_null() {
+    if wake && !latch.is_null() {
         // SAFETY: a latch in a PGPROC, in shared memory for the server's life; setting the latch
         // of a process that has exited only wakes whoever uses that PGPROC now.
         unsafe { pg_sys::SetLatch(latch) };
@@ -461,8 +467,11 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
     let mut idle = std::time::Instant::now();
     loop {
         let mut worked = false;
-        while drain(db) {
+        while let Some(more) = drain(db) {
             worked = true;
+            if !more {
+                break;
+            }
         }
         if worked {
             idle = std::time::Instant::now();
@@ -471,7 +480,7 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
             // refusal starts another.
             return;
         }
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(500))) {
+        if !BackgroundWorker::wait_latch(Some(POLL)) {
             break;
         }
         if BackgroundWorker::sighup_received() {
@@ -480,7 +489,7 @@ pub extern "C-unwind" fn pg_repair_refusal_recorder(arg: pg_sys::Datum) {
         }
     }
     // Shutdown: write what is queued before going.
-    while drain(db) {}
+    while drain(db) == Some(true) {}
 }
 
 /// A recorder with nothing to do for this long exits (exit 0: its registration ends). Shorter
@@ -560,8 +569,11 @@ struct Taken {
     entries: Vec<serde_json::Value>,
 }
 
-/// Takes a batch of this database's entries and writes it. True when there may be more.
-fn drain(db: u32) -> bool {
+/// Takes a batch of this database's entries and writes it: None when there was nothing to take,
+/// else whether there may be more.
+fn drain(db: u32) -> Option<bool> {
+    // Entries are copied under the lock and parsed after it: callers never wait for JSON.
+    let mut raw: Vec<(Vec<u8>, bool)> = Vec::new();
     let taken = with_queue(|q| {
         let mut t = Taken {
             slots: vec![],
@@ -573,12 +585,7 @@ fn drain(db: u32) -> bool {
             }
             if s.state == READY && s.db == db {
                 s.state = TAKEN;
-                let mut v: serde_json::Value =
-                    serde_json::from_slice(&s.data[..s.len as usize]).unwrap_or_default();
-                if s.recovered != 0 {
-                    v["recovered"] = serde_json::Value::Bool(true);
-                }
-                t.entries.push(v);
+                raw.push((s.data[..s.len as usize].to_vec(), s.recovered != 0));
                 t.slots.push(i);
             }
         }
@@ -600,13 +607,24 @@ fn drain(db: u32) -> bool {
         slots: vec![],
         entries: vec![],
     });
+    let mut taken = taken;
+    let parsed = raw.into_iter().map(|(bytes, recovered)| {
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if recovered {
+            v["recovered"] = serde_json::Value::Bool(true);
+        }
+        v
+    });
+    // Markers (pushed under the lock) go after the entries.
+    let markers = std::mem::take(&mut taken.entries);
+    taken.entries = parsed.chain(markers).collect();
     if taken.entries.is_empty() {
-        return false;
+        return None;
     }
     let more = taken.slots.len() >= BATCH;
     if write(&taken.entries) {
         finish(db, &taken, 0);
-        return more;
+        return Some(more);
     }
     // One bad entry must not hold up the rest: one transaction each; an entry that fails alone
     // is dropped and counted (the count is written in the next marker row).
@@ -620,7 +638,7 @@ fn drain(db: u32) -> bool {
         }
     }
     finish(db, &taken, failed);
-    more
+    Some(more)
 }
 
 fn finish(db: u32, taken: &Taken, failed: u64) {
@@ -665,6 +683,12 @@ fn marker(n: u64, id: [u8; 16], recovered: bool) -> serde_json::Value {
     v
 }
 
+thread_local! {
+    /// Whether this recorder's database has repair._record_refusals (asked once, again after a
+    /// failed write).
+    static HAS_RECORDER_FN: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 /// One transaction: repair._record_refusals(entries). False when it failed (rolled back) or
 /// this database has no recorder function (pg_repair not installed, or an earlier schema).
 fn write(entries: &[serde_json::Value]) -> bool {
@@ -677,12 +701,16 @@ fn write(entries: &[serde_json::Value]) -> bool {
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let outcome = PgTryBuilder::new(|| {
-        let has_fn = Spi::get_one::<bool>(
-            "SELECT pg_catalog.to_regprocedure('repair._record_refusals(jsonb)') IS NOT NULL",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+        let has_fn = HAS_RECORDER_FN.get().unwrap_or_else(|| {
+            let found = Spi::get_one::<bool>(
+                "SELECT pg_catalog.to_regprocedure('repair._record_refusals(jsonb)') IS NOT NULL",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+            HAS_RECORDER_FN.set(Some(found));
+            found
+        });
         if !has_fn {
             errors::log_line(&format!(
                 "pg_repair refusal recorder: {} refusal(s) not recorded: this database has no repair._record_refusals (ALTER EXTENSION pg_repair UPDATE)",
@@ -709,6 +737,10 @@ fn write(entries: &[serde_json::Value]) -> bool {
         false
     })
     .execute();
+    if !outcome {
+        // Asked again next time (the extension may have been updated or dropped meanwhile).
+        HAS_RECORDER_FN.set(None);
+    }
     // SAFETY: as above: commit what succeeded, abort (and clean up) what did not.
     unsafe {
         if outcome {

@@ -58,6 +58,8 @@ fn upgrade_from_0_1_0_keeps_the_audit_and_equals_a_fresh_install() {
 
     old.batch_execute("ALTER EXTENSION pg_repair UPDATE")
         .unwrap();
+    old.batch_execute(upgrade_common::AFTER_UPDATE_GRANTS)
+        .unwrap();
     let version: String = old
         .query_one(
             "SELECT extversion FROM pg_extension WHERE extname = 'pg_repair'",

@@ -172,6 +172,8 @@ fn dump_of_a_released_database_restored_with_the_new_library() {
         let mut su = other.connect(&restored, "postgres");
         su.batch_execute("ALTER EXTENSION pg_repair UPDATE")
             .unwrap();
+        su.batch_execute(upgrade_common::AFTER_UPDATE_GRANTS)
+            .unwrap();
         assert_eq!(extversion(&mut su), env!("CARGO_PKG_VERSION"));
         assert_eq!(
             audit_rows(&other, &restored),

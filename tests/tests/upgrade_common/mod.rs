@@ -46,6 +46,11 @@ pub const AUDIT_TABLES: &[(&str, &str)] = &[
     ("baseline_counts", "capture_id, table_name"),
 ];
 
+/// What the README's "Upgrading" asks of an administrator after an UPDATE that adds tables (0.4.0
+/// adds repair.approvals, repair.refusals, repair.approval_status): auditors read them too.
+pub const AFTER_UPDATE_GRANTS: &str =
+    "GRANT SELECT ON ALL TABLES IN SCHEMA repair TO repair_auditors";
+
 pub fn create_db(c: &Cluster, db: &str) {
     c.connect("postgres", "postgres")
         .batch_execute(&format!("CREATE DATABASE {db}"))
@@ -275,6 +280,8 @@ pub fn update_and_check(c: &Cluster, db: &str, reg: &Registered) {
     let mut su = c.connect(db, "postgres");
     su.batch_execute("ALTER EXTENSION pg_repair UPDATE")
         .expect("ALTER EXTENSION pg_repair UPDATE");
+    su.batch_execute(AFTER_UPDATE_GRANTS)
+        .expect("grants on new tables");
     assert_eq!(extversion(&mut su), env!("CARGO_PKG_VERSION"));
     assert_eq!(
         audit_rows(c, db),
