@@ -99,6 +99,7 @@ CREATE TABLE repair.approvals (
     CHECK ((action = 'approve') = (valid_until IS NOT NULL)),
     CHECK (action = 'revoke' OR approval_id = event_id)
 );
+CREATE INDEX approvals_chain ON repair.approvals (chain_key, seq);
 CREATE INDEX approvals_playbook ON repair.approvals (playbook_id, hash);
 CREATE INDEX approvals_approval ON repair.approvals (approval_id);
 
@@ -125,6 +126,7 @@ CREATE TABLE repair.refusals (
     row_hash          text        NOT NULL,
     CHECK (dropped IS NOT NULL OR (session_user_name IS NOT NULL AND sqlstate IS NOT NULL))
 );
+CREATE INDEX refusals_chain ON repair.refusals (chain_key, seq);
 CREATE INDEX refusals_at ON repair.refusals (refused_at);
 
 -- Registered rows are data to keep: pg_dump dumps them (and the sequence positions).

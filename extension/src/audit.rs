@@ -184,6 +184,54 @@ pub fn append_row<R: ChainedRow>(table: &str, key: &str, row: &R, schema: Schema
     row_hash
 }
 
+/// Appends rows to one chain in one statement (the refusal recorder's batches): one head read,
+/// the links computed here in order, one INSERT for all. Same rows, hashes and checks as
+/// [`append_row`] one by one. Must run under as_definer and the chain's lock.
+pub fn append_rows<R: ChainedRow>(table: &str, key: &str, rows: &[R], schema: Schema) {
+    if rows.is_empty() {
+        return;
+    }
+    let chain = chained(table);
+    assert!(
+        chains(schema).iter().any(|c| c.table == chain.table),
+        "repair.{table} is not chained in this database's schema"
+    );
+    let key_col = chain.key_col;
+    let (mut prev, seqs) = crate::spi::query_mut(
+        &format!(
+            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
+                      ORDER BY seq DESC LIMIT 1), \
+                    ARRAY(SELECT pg_catalog.nextval('repair.{table}_seq_seq') FROM pg_catalog.generate_series(1, $2))"
+        ),
+        &[key.into(), (rows.len() as i64).into()],
+        |r| {
+            let r = r.first();
+            Ok((r.get::<String>(1)?, r.get::<Vec<i64>>(2)?.unwrap_or_default()))
+        },
+    )
+    .expect("chain head");
+    let mut docs = Vec::with_capacity(rows.len());
+    for (row, seq) in rows.iter().zip(seqs) {
+        let mut doc = row.document(seq);
+        let row_hash = chain_hash(prev.as_deref(), &doc);
+        if let Value::Object(m) = &mut doc {
+            m.insert("prev_hash".into(), prev.map_or(Value::Null, Value::String));
+            m.insert("row_hash".into(), Value::String(row_hash.clone()));
+        }
+        docs.push(doc);
+        prev = Some(row_hash);
+    }
+    crate::spi::run(
+        &format!(
+            "INSERT INTO repair.{table} SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::repair.{table}, $1)"
+        ),
+        &[JsonB(Value::Array(docs)).into()],
+    );
+    if let Some(h) = &prev {
+        log_head(table, key, h);
+    }
+}
+
 /// A cell as a statement parameter (text for the types the statement casts).
 fn datum(cell: &Cell) -> DatumWithOid<'static> {
     match cell {
