@@ -192,7 +192,7 @@ unsafe extern "C-unwind" fn carry(_code: c_int, _arg: pg_sys::Datum) {
 /// Puts what [`carry`] kept into a new segment.
 fn restore(q: &mut Queue) {
     // SAFETY: postmaster only, single-threaded.
-    let Some(kept) = (unsafe { (*(&raw mut CARRIED)).take() }) else {
+    let Some(kept) = (unsafe { (&raw mut CARRIED).replace(None) }) else {
         return;
     };
     q.unrecorded = kept.unrecorded;
@@ -634,10 +634,7 @@ fn drain(db: u32) -> Option<bool> {
     let mut failed = 0u64;
     for e in &taken.entries {
         if !write(std::slice::from_ref(e)) {
-            failed += match e.get("dropped").and_then(|d| d.as_u64()) {
-                Some(n) => n,
-                None => 1,
-            };
+            failed += e.get("dropped").and_then(|d| d.as_u64()).unwrap_or(1);
         }
     }
     finish(db, &taken, failed);
