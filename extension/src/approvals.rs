@@ -187,27 +187,11 @@ fn why_none(current: &Current, session: &str) -> String {
 
 /// The approver guard: session_user is a member of a role in repair.approvers.
 fn approver() -> Result<()> {
-    let (oid, name) = identity::session_user();
-    let listed = gucs::approvers();
-    if listed
-        .iter()
-        .filter_map(|r| identity::role_oid(r))
-        .any(|role| identity::is_member(oid, role))
-    {
-        return Ok(());
-    }
-    let detail = if listed.is_empty() {
-        "repair.approvers is empty, so nobody may approve.".to_string()
-    } else {
-        format!(
-            "session_user {name} is not a member of any of: {}.",
-            listed.join(", ")
-        )
-    };
-    Err(
-        RepairError::new(Kind::NotAuthorized, format!("{name} may not approve playbook runs"))
-            .detail(detail)
-            .hint("A superuser grants membership in a role listed in repair.approvers (checked against session_user, not SET ROLE)."),
+    guards::listed_member(
+        "repair.approvers",
+        &gucs::approvers(),
+        "approve",
+        "approve playbook runs",
     )
 }
 

@@ -115,8 +115,18 @@ pub fn environment(role: Role, confirm_prod: bool) -> Result<()> {
 
 /// Guard 3: session_user is a member of a role listed in repair.executors.
 pub fn executor() -> Result<()> {
+    listed_member(
+        "repair.executors",
+        &gucs::executors(),
+        "execute",
+        "execute playbooks",
+    )
+}
+
+/// session_user is a member of one of the roles a setting lists (empty = nobody): executors,
+/// approvers. `verb` for "nobody may …", `action` for "… may not …".
+pub fn listed_member(setting: &str, listed: &[String], verb: &str, action: &str) -> Result<()> {
     let (session_oid, session_name) = identity::session_user();
-    let listed = gucs::executors();
     let allowed = listed
         .iter()
         .filter_map(|r| identity::role_oid(r))
@@ -125,16 +135,16 @@ pub fn executor() -> Result<()> {
         return Ok(());
     }
     let detail = if listed.is_empty() {
-        "repair.executors is empty, so nobody may execute.".to_string()
+        format!("{setting} is empty, so nobody may {verb}.")
     } else {
         format!(
             "session_user {session_name} is not a member of any of: {}.",
             listed.join(", ")
         )
     };
-    Err(RepairError::new(Kind::NotAuthorized, format!("{session_name} may not execute playbooks"))
+    Err(RepairError::new(Kind::NotAuthorized, format!("{session_name} may not {action}"))
         .detail(detail)
-        .hint("A superuser grants membership in a role listed in repair.executors (checked against session_user, not SET ROLE)."))
+        .hint(format!("A superuser grants membership in a role listed in {setting} (checked against session_user, not SET ROLE).")))
 }
 
 pub const MAX_REASON: usize = 500;

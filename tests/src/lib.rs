@@ -319,6 +319,39 @@ impl Cluster {
         db
     }
 
+    /// `pg_dump -Fc` of `db` restored with `pg_restore --exit-on-error` into a new database
+    /// `{db}_restored` (what a DBA's backup does); returns its name.
+    pub fn dump_restore(&self, db: &str) -> String {
+        let dump = self.dir.join(format!("{db}.dump"));
+        let port = self.port.to_string();
+        let conn = ["-h", "127.0.0.1", "-p", port.as_str(), "-U", "postgres"];
+        let out = Command::new(format!("{PG_BIN}/pg_dump"))
+            .args(conn)
+            .args(["-Fc", "-f", dump.to_str().unwrap(), db])
+            .output()
+            .expect("pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let restored = format!("{db}_restored");
+        self.connect("postgres", "postgres")
+            .batch_execute(&format!("CREATE DATABASE {restored}"))
+            .expect("CREATE DATABASE");
+        let out = Command::new(format!("{PG_BIN}/pg_restore"))
+            .args(conn)
+            .args(["--exit-on-error", "-d", &restored, dump.to_str().unwrap()])
+            .output()
+            .expect("pg_restore");
+        assert!(
+            out.status.success(),
+            "pg_restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        restored
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

@@ -461,53 +461,7 @@ fn approvals_survive_dump_and_restore_and_verify() {
     let used = approve(&mut c.connect(&db, "erin"), &hash, "1 hour").unwrap();
     run_prod(&mut c.connect(&db, "alice"), &hash).unwrap();
     let open = approve(&mut c.connect(&db, "erin"), &hash, "1 hour").unwrap();
-    let dump = c.dir.join(format!("{db}.dump"));
-    let restored = format!("{db}_r");
-    let port = c.port.to_string();
-    let bin = |name: &str| format!("{}/{name}", pg_repair_tests::PG_BIN);
-    let out = std::process::Command::new(bin("pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-            dump.to_str().unwrap(),
-            &db,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    c.connect("postgres", "postgres")
-        .batch_execute(&format!("CREATE DATABASE {restored}"))
-        .unwrap();
-    let out = std::process::Command::new(bin("pg_restore"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "--exit-on-error",
-            "-d",
-            &restored,
-            dump.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let restored = c.dump_restore(&db);
     let facts = |d: &str| -> (bool, String, String, String) {
         let mut k = c.connect(d, "postgres");
         k.query_one(

@@ -1,9 +1,8 @@
 //! The audit trail under attack: append-only for owner and superusers (also as replica),
 //! protected objects, tampering detected by verify_audit and audit_head, dump/restore.
 
-use pg_repair_tests::{db_error, execute, one, playbook, register, Cluster, PG_BIN};
+use pg_repair_tests::{db_error, execute, one, playbook, register, Cluster};
 use postgres::Client;
-use std::process::Command;
 
 /// What repair.verify_audit() says.
 struct Verdict {
@@ -226,52 +225,7 @@ fn registry_tamper_is_detected() {
 fn dump_and_restore_keep_rows_byte_identical_and_verifiable() {
     let c = Cluster::shared();
     let db = with_runs(c, "dump", 5);
-    let dump = c.dir.join(format!("{db}.dump"));
-    let port = c.port.to_string();
-    let out = Command::new(format!("{PG_BIN}/pg_dump"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-Fc",
-            "-f",
-            dump.to_str().unwrap(),
-            &db,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let restored = format!("{db}_restored");
-    c.connect("postgres", "postgres")
-        .batch_execute(&format!("CREATE DATABASE {restored}"))
-        .unwrap();
-    let out = Command::new(format!("{PG_BIN}/pg_restore"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "--exit-on-error",
-            "-d",
-            &restored,
-            dump.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let restored = c.dump_restore(&db);
     let fingerprint = |d: &str| -> (i64, String, String, bool) {
         let mut k = c.connect(d, "postgres");
         k.query_one(
