@@ -484,3 +484,55 @@ fn approvals_survive_dump_and_restore_and_verify() {
     assert_eq!(r["approval_id"], open.as_str());
     assert!(one::<bool>(&mut k, "SELECT ok FROM repair.verify_audit()"));
 }
+
+#[test]
+fn approving_through_someone_elses_function_or_a_stale_snapshot_fails() {
+    let conf = Conf::take();
+    let c = conf.cluster;
+    let (db, hash) = prod(&conf, "appr_attack");
+    // erin (an approver) wraps repair.approve in a SECURITY DEFINER function and hands it to
+    // alice (the executor): the approver check and approved_by use session_user, not the definer
+    let mut su = c.connect(&db, "postgres");
+    su.batch_execute(
+        "GRANT CREATE, USAGE ON SCHEMA public TO repair_approvers;
+         GRANT USAGE ON SCHEMA public TO repair_operators",
+    )
+    .unwrap();
+    c.connect(&db, "erin")
+        .batch_execute(
+            "CREATE FUNCTION public.rubber_stamp(h text) RETURNS uuid LANGUAGE sql SECURITY DEFINER
+               AS $$ SELECT repair.approve('fixit', h, 'stamped') $$;
+             GRANT EXECUTE ON FUNCTION public.rubber_stamp(text) TO repair_operators;",
+        )
+        .unwrap();
+    let mut alice = c.connect(&db, "alice");
+    let e = db_error(alice.query_one("SELECT public.rubber_stamp($1)", &[&hash]));
+    assert_eq!(e.code().code(), "42501", "{}", e.message());
+    assert_eq!(db_error(run_prod(&mut alice, &hash)).code().code(), "RP010");
+    // an approval under REPEATABLE READ would append on a stale snapshot: refused
+    let mut erin = c.connect(&db, "erin");
+    erin.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let e = db_error(approve(&mut erin, &hash, "1 hour"));
+    assert_eq!(e.code().code(), "25000");
+    erin.batch_execute("ROLLBACK").unwrap();
+    // an approval inside a transaction that rolls back never existed
+    erin.batch_execute("BEGIN").unwrap();
+    approve(&mut erin, &hash, "1 hour").unwrap();
+    erin.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(db_error(run_prod(&mut alice, &hash)).code().code(), "RP010");
+    // a run that rolls back does not use up the approval
+    let id = approve(&mut erin, &hash, "1 hour").unwrap();
+    alice.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        run_prod(&mut alice, &hash).unwrap()["approval_id"],
+        id.as_str()
+    );
+    alice.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(state(c, &db, &id), "usable");
+    assert_eq!(
+        run_prod(&mut alice, &hash).unwrap()["approval_id"],
+        id.as_str()
+    );
+    assert_eq!(state(c, &db, &id), "used");
+}
