@@ -684,8 +684,8 @@ fn marker(n: u64, id: [u8; 16], recovered: bool) -> serde_json::Value {
 }
 
 thread_local! {
-    /// Whether this recorder's database has repair._record_refusals (asked once, again after a
-    /// failed write).
+    /// Whether this recorder's database has repair._record_refusals (a yes is kept until a write
+    /// fails; a no is asked again at the next batch).
     static HAS_RECORDER_FN: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
@@ -708,7 +708,10 @@ fn write(entries: &[serde_json::Value]) -> bool {
             .ok()
             .flatten()
             .unwrap_or(false);
-            HAS_RECORDER_FN.set(Some(found));
+            // Only a yes is kept: an ALTER EXTENSION UPDATE may add the function at any time.
+            if found {
+                HAS_RECORDER_FN.set(Some(true));
+            }
             found
         });
         if !has_fn {
