@@ -75,6 +75,36 @@ pub enum Kind {
     UnknownApproval,
 }
 
+/// Every kind (for recognising pg_repair's own messages by their NAME).
+const ALL_KINDS: &[Kind] = &[
+    Kind::RoleUndeclared,
+    Kind::EnvDisabled,
+    Kind::NotAuthorized,
+    Kind::ReasonRequired,
+    Kind::UnknownPlaybook,
+    Kind::HashMismatch,
+    Kind::LintRejected,
+    Kind::ParseError,
+    Kind::InvalidArgument,
+    Kind::RunAsInvalid,
+    Kind::NestedExecute,
+    Kind::IsolationLevel,
+    Kind::RequiresBeforeMissing,
+    Kind::RequiresAfterMissing,
+    Kind::LockTimeout,
+    Kind::Cancelled,
+    Kind::RuntimeBlocked,
+    Kind::Tampered,
+    Kind::SchemaMismatch,
+    Kind::Protected,
+    Kind::AppendOnly,
+    Kind::PreloadRequired,
+    Kind::OnlineSequence,
+    Kind::InTransactionBlock,
+    Kind::ApprovalRequired,
+    Kind::UnknownApproval,
+];
+
 impl Kind {
     /// (SQLSTATE, NAME). NAME starts every message so logs and clients can match on it.
     pub fn code_and_name(self) -> (&'static str, &'static str) {
@@ -376,10 +406,16 @@ pub fn caught_message(e: &CaughtError) -> String {
 /// (the detail is where PostgreSQL names the key or row: repair.redact scrubs the values).
 /// Message and detail are scrubbed each on its own (repair.redact) before they are joined: a value
 /// in one must never shift where the other's values end.
+/// pg_repair's own refusals (raised from hooks or SQL, e.g. RUNTIME_BLOCKED) keep their wording
+/// without the detail: it explains the rule, not the data.
 pub fn caught_message_and_detail(e: &CaughtError) -> String {
-    let message = crate::redaction::scrub(&caught_message(e));
+    let raw = caught_message(e);
+    let own = raw
+        .split_once(':')
+        .is_some_and(|(head, _)| ALL_KINDS.iter().any(|k| k.name() == head));
+    let message = crate::redaction::scrub(&raw);
     match report_of(e).detail() {
-        Some(d) if !d.is_empty() && !matches!(e, CaughtError::RustPanic { .. }) => {
+        Some(d) if !d.is_empty() && !own && !matches!(e, CaughtError::RustPanic { .. }) => {
             format!("{message} ({})", crate::redaction::scrub(d))
         }
         _ => message,
