@@ -133,11 +133,23 @@ impl CancelHonoured {
     }
 }
 
+/// How long the record's writer waits for the second signal of a cancel that has not arrived
+/// yet: the postmaster sends the two back to back, but on a loaded machine it can be descheduled
+/// between them, and a duplicate landing after the hold ends would cancel the returning call.
+const DUPLICATE_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Drop for CancelHonoured {
     fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + DUPLICATE_GRACE;
         // SAFETY: the holdoff count and the pending flag are plain backend globals, read and written only
-        // on this (the backend's only) thread; the count was raised by `hold`.
+        // on this (the backend's only) thread; the count was raised by `hold`. pg_usleep only sleeps
+        // (a signal ends it early).
         unsafe {
+            while std::ptr::read_volatile(&raw const pg_sys::QueryCancelPending) == 0
+                && std::time::Instant::now() < deadline
+            {
+                pg_sys::pg_usleep(1000);
+            }
             std::ptr::write_volatile(&raw mut pg_sys::QueryCancelPending, 0);
             let n = std::ptr::read_volatile(&raw const pg_sys::QueryCancelHoldoffCount);
             std::ptr::write_volatile(
