@@ -726,7 +726,7 @@ fn json_output_of_every_command() {
         serde_json::json!(["public.orders_customer_id_idx"])
     );
     let guards = p["guards"].as_array().expect("guards");
-    assert_eq!(guards.len(), 7, "{p}");
+    assert_eq!(guards.len(), 8, "{p}");
     for g in guards {
         assert_keys(g, &["guard", "name", "verdict", "sqlstate"]);
         assert_ne!(g["verdict"], "fail", "{g}");

@@ -337,10 +337,21 @@ fn check_escapes_errors_and_json_keeps_samples_exact() {
     let db = c.fresh_db("term_check");
     let mut su = c.connect(&db, "postgres");
     let h = sql_hostile();
-    // One check whose query fails with the hostile text in its error, one whose sample holds it.
+    // One check whose query fails with the hostile text in its error (as a relation name: a data
+    // value there would be redacted), one whose sample holds it.
+    let ident: String = HOSTILE
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c.to_string()
+            } else {
+                format!("\\+{:06X}", c as u32)
+            }
+        })
+        .collect();
     let failing = format!(
         "-- check: hostile_error\n-- title: fails\n-- severity: important\n\
-         SELECT x FROM (SELECT {h}::int AS x) s;\n"
+         SELECT x FROM public.U&\"{ident}\" s;\n"
     );
     let sampling = format!(
         "-- check: hostile_sample\n-- title: samples\n-- severity: important\n\
@@ -353,7 +364,7 @@ fn check_escapes_errors_and_json_keeps_samples_exact() {
     assert_safe(&out);
     let text = stdout_of(&out);
     assert!(text.contains("hostile_error"), "{text}");
-    assert!(text.contains("\"evil \\x1b["), "{text}");
+    assert!(text.contains("evil \\x1b[31mRED"), "{text}");
 
     let out = run(cli(c, &db, "postgres").args(["--json", "check"]));
     let v = assert_exact_json(&out);
