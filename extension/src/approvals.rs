@@ -254,17 +254,8 @@ pub fn approve(
 /// The current, active, verified version of a playbook an approval is about.
 fn loaded(id: &str) -> Result<Current> {
     let stored = registry::load(id).ok_or_else(|| registry::unknown(id))?;
-    if stored.retired {
-        return Err(
-            RepairError::new(Kind::UnknownPlaybook, format!("playbook {id} is retired"))
-                .hint("Retired playbooks never run; there is nothing to approve."),
-        );
-    }
-    if stored.kind != "playbook" {
-        return Err(RepairError::new(
-            Kind::UnknownPlaybook,
-            format!("{id} is a check, not a playbook"),
-        ));
+    if let Some(e) = guards::unusable(id, &stored) {
+        return Err(e);
     }
     registry::verified(stored)
 }

@@ -115,10 +115,15 @@ pub fn require_read_committed(what: &str) -> crate::errors::Result<()> {
     Ok(())
 }
 
-/// The chain's newest row_hash (the link of the row about to be appended) and that row's seq,
-/// in one statement. On a fresh snapshot (READ COMMITTED): the previous row committed by another
-/// session before we got the lock is visible here. Must run under the chain's lock.
-fn head_and_seq(chain: &Chained, key: &str, schema: Schema) -> (Option<String>, i64) {
+/// The chain's newest row_hash (the link of the first row about to be appended) and the seqs of
+/// the `n` rows, in one statement. On a fresh snapshot (READ COMMITTED): the previous row committed
+/// by another session before we got the lock is visible here. Must run under the chain's lock.
+fn head_and_seqs(
+    chain: &Chained,
+    key: &str,
+    schema: Schema,
+    n: usize,
+) -> (Option<String>, Vec<i64>) {
     // Nothing is appended to a schema that is no release's exactly (schema::detect refuses it),
     // nor to a chain that schema does not have.
     assert!(
@@ -127,31 +132,34 @@ fn head_and_seq(chain: &Chained, key: &str, schema: Schema) -> (Option<String>, 
         chain.table
     );
     let Chained { table, key_col, .. } = chain;
-    let (prev, seq) = crate::spi::query_mut(
+    let (prev, seqs) = crate::spi::query_mut(
         &format!(
             "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
-                      ORDER BY seq DESC LIMIT 1), pg_catalog.nextval('repair.{table}_seq_seq')"
+                      ORDER BY seq DESC LIMIT 1), \
+                    ARRAY(SELECT pg_catalog.nextval('repair.{table}_seq_seq') FROM pg_catalog.generate_series(1, $2))"
         ),
-        &[key.into()],
+        &[key.into(), (n as i64).into()],
         |rows| {
             let r = rows.first();
-            Ok((r.get::<String>(1)?, r.get::<i64>(2)?.expect("nextval value")))
+            Ok((r.get::<String>(1)?, r.get::<Vec<i64>>(2)?.unwrap_or_default()))
         },
     )
     .expect("chain head");
+    assert_eq!(seqs.len(), n, "one seq per row");
     // The first chained row of a chain that began with 0.2.0 links to the rows from before it.
     let prev = match prev {
         None if chain.chained_since_0_2_0 => link_to_unchained(key, None),
         prev => prev,
     };
-    (prev, seq)
+    (prev, seqs)
 }
 
 /// Appends a typed row to repair.<table> in the chain named `key` (typed columns, one kept
 /// plan per table); fills seq, prev_hash, row_hash. `schema` is what schema::detect answered in
 /// this call. Must run under as_definer and the chain's lock. Returns row_hash.
 pub fn append_row<R: ChainedRow>(table: &str, key: &str, row: &R, schema: Schema) -> String {
-    let (prev, seq) = head_and_seq(chained(table), key, schema);
+    let (prev, seqs) = head_and_seqs(chained(table), key, schema, 1);
+    let seq = seqs[0];
     let row_hash = chain_hash(prev.as_deref(), &row.document(seq));
     // NULL cells are left out of the INSERT (the columns' default is NULL): a row of an earlier
     // release's shape never names a column that release's schema lacks.
@@ -191,25 +199,7 @@ pub fn append_rows<R: ChainedRow>(table: &str, key: &str, rows: &[R], schema: Sc
     if rows.is_empty() {
         return;
     }
-    let chain = chained(table);
-    assert!(
-        chains(schema).iter().any(|c| c.table == chain.table),
-        "repair.{table} is not chained in this database's schema"
-    );
-    let key_col = chain.key_col;
-    let (mut prev, seqs) = crate::spi::query_mut(
-        &format!(
-            "SELECT (SELECT row_hash FROM repair.{table} WHERE {key_col} = $1 AND row_hash IS NOT NULL \
-                      ORDER BY seq DESC LIMIT 1), \
-                    ARRAY(SELECT pg_catalog.nextval('repair.{table}_seq_seq') FROM pg_catalog.generate_series(1, $2))"
-        ),
-        &[key.into(), (rows.len() as i64).into()],
-        |r| {
-            let r = r.first();
-            Ok((r.get::<String>(1)?, r.get::<Vec<i64>>(2)?.unwrap_or_default()))
-        },
-    )
-    .expect("chain head");
+    let (mut prev, seqs) = head_and_seqs(chained(table), key, schema, rows.len());
     let mut docs = Vec::with_capacity(rows.len());
     for (row, seq) in rows.iter().zip(seqs) {
         let mut doc = row.document(seq);

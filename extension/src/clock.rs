@@ -24,9 +24,15 @@ pub fn today() -> String {
 
 /// A random UUID (version 4), from the server's strong random source as gen_random_uuid() uses.
 pub fn uuid() -> String {
+    uuid_v4(random_bytes())
+}
+
+/// 16 bytes from the server's strong random source; `uuid_v4` makes the same UUID of them every
+/// time (the refusal queue keeps a marker's id as bytes in shared memory).
+pub fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     // SAFETY: the buffer is 16 writable bytes and outlives the call.
     let ok = unsafe { pg_sys::pg_strong_random(bytes.as_mut_ptr().cast(), bytes.len()) };
     assert!(ok, "could not generate random values");
-    uuid_v4(bytes)
+    bytes
 }

@@ -486,6 +486,30 @@ fn environment_guards(mode: &mut Mode) -> Result<Option<Role>> {
     Ok(role)
 }
 
+/// Guard 5's refusal of a registered id that cannot run: retired, or a check.
+pub fn unusable(id: &str, stored: &Current) -> Option<RepairError> {
+    if stored.retired {
+        Some(
+            RepairError::new(Kind::UnknownPlaybook, format!("playbook {id} is retired"))
+                .detail(format!(
+                    "Version {} was retired; retired playbooks never run.",
+                    stored.version
+                ))
+                .hint("Register a new, reviewed version to bring it back."),
+        )
+    } else if stored.kind != "playbook" {
+        Some(
+            RepairError::new(
+                Kind::UnknownPlaybook,
+                format!("{id} is a check, not a playbook"),
+            )
+            .hint("Checks run through repair.run_checks()."),
+        )
+    } else {
+        None
+    }
+}
+
 /// The ordered guards. Ok(None): report mode, no such playbook.
 fn walk(id: &str, mode: &mut Mode) -> Result<Option<Walked>> {
     let role = environment_guards(mode)?;
@@ -516,26 +540,7 @@ fn walk(id: &str, mode: &mut Mode) -> Result<Option<Walked>> {
             Mode::Report(_) => Ok(None),
         };
     };
-    let unusable = if stored.retired {
-        Some(
-            RepairError::new(Kind::UnknownPlaybook, format!("playbook {id} is retired"))
-                .detail(format!(
-                    "Version {} was retired; retired playbooks never run.",
-                    stored.version
-                ))
-                .hint("Register a new, reviewed version to bring it back."),
-        )
-    } else if stored.kind != "playbook" {
-        Some(
-            RepairError::new(
-                Kind::UnknownPlaybook,
-                format!("{id} is a check, not a playbook"),
-            )
-            .hint("Checks run through repair.run_checks()."),
-        )
-    } else {
-        None
-    };
+    let unusable = unusable(id, &stored);
     // What is trusted: the version re-derived from its source. Execute refuses a tampered
     // version here; preview shows it as stored and reports the tampering at guard 7.
     let (current, integrity) = match mode {

@@ -597,7 +597,7 @@ fn drain(db: u32) -> Option<bool> {
                 // A marker from before a failure or crash: written again unless it committed.
                 t.entries.push(marker(e.dropped_taken, e.marker_id, true));
             } else if e.dropped > 0 {
-                let id = uuid_bytes();
+                let id = clock::random_bytes();
                 e.dropped_taken = e.dropped;
                 e.dropped = 0;
                 e.marker_id = id;
@@ -655,18 +655,9 @@ fn finish(db: u32, taken: &Taken, failed: u64) {
     });
 }
 
-fn uuid_bytes() -> [u8; 16] {
-    let mut b = [0u8; 16];
-    // SAFETY: 16 writable bytes.
-    unsafe { pg_sys::pg_strong_random(b.as_mut_ptr().cast(), 16) };
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    b
-}
-
 fn marker(n: u64, id: [u8; 16], recovered: bool) -> serde_json::Value {
     let row = RefusalRow {
-        refusal_id: pg_repair_core::time::uuid_text(&id),
+        refusal_id: pg_repair_core::time::uuid_v4(id),
         refused_at: clock::now(),
         function: "pg_repair".into(),
         guard: Some("QUEUE_FULL".into()),
